@@ -1,0 +1,151 @@
+"""desample's command line. Heavy imports (torch) happen inside the commands, so --help is instant."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import sys
+from pathlib import Path
+
+from .data.sources import IMAGE_EXTENSIONS
+
+
+def _expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
+    """[(file, path relative to its root)] from files, folders (recursive) and globs."""
+    found: list[tuple[Path, Path]] = []
+    for item in inputs:
+        paths = [Path(p) for p in sorted(glob.glob(item))] if any(c in item for c in "*?[") else [Path(item)]
+        if not paths:
+            raise FileNotFoundError(f"no file matches {item!r}")
+        for p in paths:
+            if p.is_dir():
+                for dirpath, dirnames, filenames in os.walk(p):
+                    dirnames.sort()
+                    for name in sorted(filenames):
+                        f = Path(dirpath) / name
+                        if f.suffix.lower() in IMAGE_EXTENSIONS:
+                            found.append((f, f.relative_to(p)))
+            elif p.exists():
+                found.append((p, Path(p.name)))
+            else:
+                raise FileNotFoundError(f"{p} does not exist")
+    return found
+
+
+def _output_paths(pairs: list[tuple[Path, Path]], output: Path) -> list[Path]:
+    """One PNG per input. Several inputs (or a folder) -> `output` is a folder; one file -> a file unless a folder."""
+    single_file = len(pairs) == 1 and pairs[0][1] == Path(pairs[0][0].name) and not output.is_dir() and output.suffix
+    if single_file:
+        return [output]
+    return [output / rel.with_suffix(".png") for _, rel in pairs]
+
+
+def cmd_clean(args) -> int:
+    import torch
+    from tqdm import tqdm
+
+    from .core import restore
+    from .imageio import ImageLoadError, load_image, save_image
+    from .model.weights import load_weights
+
+    torch.set_num_threads(args.threads or os.cpu_count() or 1)
+    pairs = _expand_inputs(args.inputs)
+    if not pairs:
+        print("no pictures found in the inputs", file=sys.stderr)
+        return 2
+    outputs = _output_paths(pairs, Path(args.output))
+    inputs_resolved = {p.resolve() for p, _ in pairs}
+    model = load_weights(args.model)
+    user_mask = None
+    if args.mask:
+        user_mask, _ = load_image(args.mask)
+        user_mask = user_mask.mean(axis=2)
+    failed = 0
+    bar = tqdm(list(zip(pairs, outputs, strict=True)), unit="picture", disable=len(pairs) < 2 or args.quiet)
+    for (src, _), dst in bar:
+        try:
+            if dst.resolve() in inputs_resolved:
+                raise ValueError(f"output {dst} would overwrite an input; choose another -o")
+            rgb, alpha = load_image(src)
+            mask = None
+            if user_mask is not None:
+                mask = _fit_mask(user_mask, rgb.shape[:2])
+            result = restore(rgb, model, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile)
+            save_image(dst, result.rgb, result.alpha)
+            if not args.quiet:
+                size = f"{result.rgb.shape[1]}x{result.rgb.shape[0]}"
+                tqdm.write(f"{src} -> {dst} ({size}, stamp found on {100 * result.stamp_coverage:.1f}% of the input)")
+        except (ImageLoadError, ValueError, OSError) as e:
+            failed += 1
+            tqdm.write(f"error: {src}: {e}", file=sys.stderr)
+    if failed:
+        print(f"{failed} of {len(pairs)} picture(s) failed", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _fit_mask(mask, shape):
+    """The user's mask at the picture's size (nearest neighbour, so it stays binary)."""
+    import numpy as np
+    from PIL import Image
+
+    h, w = shape
+    if mask.shape != (h, w):
+        mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h), Image.NEAREST), np.float32) / 255.0
+    return (mask > 0.5).astype(np.float32)
+
+
+def cmd_train(args) -> int:
+    from .train.config import TrainConfig
+    from .train.loop import train
+
+    cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
+    overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
+    cfg = cfg.updated(overrides)
+    train(cfg)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="desample", description="Remove SAMPLE watermarks from anime pictures and enlarge them 2x/4x.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    p = sub.add_parser("clean", help="remove the stamp and enlarge pictures", formatter_class=fmt)
+    p.add_argument("inputs", nargs="+", help="picture files, folders (recursive) or globs")
+    p.add_argument("-o", "--output", required=True, help="output file (one input) or folder (one PNG per input, same stem)")
+    p.add_argument("--scale", type=int, default=2, choices=(1, 2, 4), help="enlargement; 1 = removal only")
+    p.add_argument("--mask", help="a picture of the stamp's mask (white = stamp), used for every input")
+    p.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
+    p.add_argument("--tile", type=int, default=256, help="tile size in input pixels (memory is bounded by it)")
+    p.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = all cores")
+    p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
+    p.set_defaults(func=cmd_clean)
+
+    t = sub.add_parser("train", help="train the model on synthetic stamps over picture folders", formatter_class=fmt)
+    t.add_argument("--config", help="TOML or JSON file of training options (flags override it)")
+    t.add_argument("--data", nargs="+", help="picture folders (default: ../shared/data/anime when present)")
+    t.add_argument("--out", help="checkpoint/log folder (resumes from its last.pt)")
+    t.add_argument("--init", help="weights to start from when there is no checkpoint yet")
+    t.add_argument("--export", help="write the best EMA weights here (fp16 safetensors + JSON)")
+    for name, typ in (("steps", int), ("batch", int), ("patch", int), ("patch-late", int), ("late-after", int),
+                      ("lr", float), ("procedural", int), ("val-every", int), ("ckpt-every", int), ("threads", int), ("seed", int)):
+        t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
+    t.set_defaults(func=cmd_train)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,173 @@
+"""Training pairs, made the way previews are made: HR -> downscale -> stamp -> JPEG.
+
+A "preview" is a whole small picture (long side 200-420 px) stamped at its own scale, so a big
+SAMPLE word spans the picture as on real previews; training crops are then cut from it.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..stamps.synthesis import Stamp, apply_stamp, make_stamp
+
+# bicubic / area / lanczos / bilinear: the resamplers previews are made with.
+DOWNSCALE_FILTERS = (Image.BICUBIC, Image.BOX, Image.LANCZOS, Image.BILINEAR)
+
+
+@dataclass
+class Preview:
+    stamped: np.ndarray  # (h, w, 3) float32 [0,1]: stamped, JPEG-compressed LR, the model's input
+    clean_lr: np.ndarray  # (h, w, 3) float32: the LR picture before stamping and JPEG
+    hr: np.ndarray  # (s*h, s*w, 3) float32: the truth
+    alpha: np.ndarray  # (h, w) float32: the stamp's matte at LR
+    mask: np.ndarray  # (h, w) bool
+    kind: str
+
+
+def jpeg(arr: np.ndarray, quality: int) -> np.ndarray:
+    """One JPEG round trip with 4:2:0 chroma subsampling, as web previews are saved."""
+    buf = io.BytesIO()
+    Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)).save(buf, "JPEG", quality=int(quality), subsampling=2)
+    buf.seek(0)
+    return np.asarray(Image.open(buf).convert("RGB"), np.float32) / 255.0
+
+
+def random_jpeg(arr: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    r = rng.random()
+    if r < 0.2:
+        return arr  # PNG previews exist
+    arr = jpeg(arr, int(rng.integers(50, 96)))
+    if r > 0.8:  # re-saved once more by some site
+        arr = jpeg(arr, int(rng.integers(60, 96)))
+    return arr
+
+
+def downscale(hr: Image.Image, size: tuple[int, int], rng: np.random.Generator) -> Image.Image:
+    return hr.resize(size, DOWNSCALE_FILTERS[int(rng.integers(len(DOWNSCALE_FILTERS)))])
+
+
+def hr_region(picture: Image.Image, lr_long: int, scale: int, rng: np.random.Generator) -> Image.Image:
+    """A random region of the picture resized (down only) so its long side is about scale * lr_long.
+
+    Even sizes divisible by scale; never enlarged, since an enlarged truth would teach blur.
+    """
+    w, h = picture.size
+    hr_long = min(scale * lr_long, max(w, h))
+    region_long = int(rng.uniform(hr_long, max(w, h) + 1))
+    f = region_long / max(w, h)
+    rw, rh = max(1, int(w * f)), max(1, int(h * f))
+    x, y = int(rng.integers(0, w - rw + 1)), int(rng.integers(0, h - rh + 1))
+    region = picture.crop((x, y, x + rw, y + rh))
+    k = hr_long / region_long
+    tw = max(scale, int(rw * k) // scale * scale)
+    th = max(scale, int(rh * k) // scale * scale)
+    return region.resize((tw, th), Image.BOX) if (tw, th) != region.size else region
+
+
+def make_preview(
+    hr: Image.Image, rng: np.random.Generator, scale: int = 2, kind: str | None = None, stamp: Stamp | None = None
+) -> Preview:
+    """Stamp an HR picture the way a preview is made. hr sides must be multiples of scale."""
+    w, h = hr.size[0] // scale, hr.size[1] // scale
+    lr = downscale(hr, (w, h), rng)
+    clean_lr = np.asarray(lr, np.float32) / 255.0
+    stamp = stamp or make_stamp(h, w, rng, kind)
+    stamped = random_jpeg(np.clip(apply_stamp(clean_lr, stamp), 0, 1), rng)
+    return Preview(
+        stamped=stamped,
+        clean_lr=clean_lr,
+        hr=np.asarray(hr, np.float32) / 255.0,
+        alpha=stamp.alpha,
+        mask=stamp.mask,
+        kind=stamp.kind,
+    )
+
+
+def flatten_alpha(im: Image.Image, rng: np.random.Generator | None = None) -> Image.Image:
+    """RGB picture; transparent parts go onto a plain light background (their RGB is often junk)."""
+    if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
+        im = im.convert("RGBA")
+        shade = tuple(int(v) for v in (rng.integers(200, 256, 3) if rng is not None else (255, 255, 255)))
+        bg = Image.new("RGB", im.size, shade)
+        bg.paste(im, mask=im.getchannel("A"))
+        return bg
+    return im.convert("RGB")
+
+
+class CropSampler:
+    """Crops (stamped LR, guide, clean LR, HR, matte, mask) from a rolling pool of previews.
+
+    Making a preview costs ~10 ms; each step replaces only a few, so synthesis costs a small
+    fraction of a training step while every crop still comes from a freshly stamped picture soon.
+    """
+
+    def __init__(self, pictures: list[Image.Image], rng: np.random.Generator, scale: int = 2, pool_size: int = 48,
+                 guide_prob: float = 0.3):
+        self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
+        self.pool = [self._new_preview() for _ in range(pool_size)]
+
+    def _new_preview(self) -> Preview:
+        pic = self.pictures[int(self.rng.integers(len(self.pictures)))]
+        hr = hr_region(pic, int(self.rng.integers(200, 421)), self.scale, self.rng)
+        if self.rng.random() < 0.5:
+            hr = hr.transpose(Image.FLIP_LEFT_RIGHT)
+        return make_preview(hr, self.rng, self.scale)
+
+    def refresh(self, n: int) -> None:
+        for _ in range(n):
+            self.pool[int(self.rng.integers(len(self.pool)))] = self._new_preview()
+
+    def batch(self, batch_size: int, patch: int) -> dict[str, np.ndarray]:
+        """NCHW float32 arrays: x (B,3,p,p), guide (B,2,p,p), lr (B,3,p,p), hr (B,3,sp,sp), alpha/mask (B,1,p,p)."""
+        s = self.scale
+        out = {k: [] for k in ("x", "guide", "lr", "hr", "alpha", "mask")}
+        for _ in range(batch_size):
+            pv = self.pool[int(self.rng.integers(len(self.pool)))]
+            h, w = pv.mask.shape
+            p = min(patch, h, w)
+            ys, xs = np.nonzero(pv.mask)
+            if len(ys) and self.rng.random() < 0.75:  # most crops on the stamp, where the work is
+                i = int(self.rng.integers(len(ys)))
+                y = int(np.clip(ys[i] - self.rng.integers(0, p), 0, h - p))
+                x = int(np.clip(xs[i] - self.rng.integers(0, p), 0, w - p))
+            else:
+                y, x = int(self.rng.integers(0, h - p + 1)), int(self.rng.integers(0, w - p + 1))
+            sl = (slice(y, y + p), slice(x, x + p))
+            alpha = pv.alpha[sl]
+            mask = pv.mask[sl]
+            guide = np.zeros((2, p, p), np.float32)
+            if self.rng.random() < self.guide_prob:
+                # Users give a binary mask (often a bit too big); the estimator gives a matte.
+                guide[0] = alpha if self.rng.random() < 0.5 else _dilate_mask(mask, int(self.rng.integers(0, 3)))
+                guide[1] = 1.0
+            crop = {
+                "x": pv.stamped[sl].transpose(2, 0, 1),
+                "guide": guide,
+                "lr": pv.clean_lr[sl].transpose(2, 0, 1),
+                "hr": pv.hr[y * s : (y + p) * s, x * s : (x + p) * s].transpose(2, 0, 1),
+                "alpha": alpha[None],
+                "mask": mask[None].astype(np.float32),
+            }
+            if p < patch:  # a preview smaller than the patch: pad by reflection
+                crop = {k: _pad_to(v, patch * (s if k == "hr" else 1)) for k, v in crop.items()}
+            for k, v in crop.items():
+                out[k].append(v)
+        return {k: np.ascontiguousarray(np.stack(v)) for k, v in out.items()}
+
+
+def _dilate_mask(mask: np.ndarray, r: int) -> np.ndarray:
+    if r == 0:
+        return mask.astype(np.float32)
+    from PIL import ImageFilter
+
+    im = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * r + 1))
+    return (np.asarray(im) > 127).astype(np.float32)
+
+
+def _pad_to(arr: np.ndarray, size: int) -> np.ndarray:
+    c, h, w = arr.shape
+    return np.pad(arr, ((0, 0), (0, size - h), (0, size - w)), mode="reflect" if min(h, w) > 1 else "edge")

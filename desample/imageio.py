@@ -1,0 +1,79 @@
+"""Loading and saving pictures: EXIF orientation, every mode (L, P, RGBA, I;16, CMYK), alpha, atomic writes."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps
+
+# Pillow's decompression-bomb guard stays on, with a bound generous enough for real art.
+Image.MAX_IMAGE_PIXELS = 20000 * 20000
+
+
+class ImageLoadError(ValueError):
+    """The file could not be read as a picture."""
+
+
+def load_image(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray | None]:
+    """(rgb, alpha): rgb (H, W, 3) float32 in [0,1]; alpha (H, W) float32 in [0,1] or None."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            im = ImageOps.exif_transpose(im)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        raise ImageLoadError(f"{path}: not a readable picture ({e})") from e
+    return pil_to_array(im)
+
+
+def pil_to_array(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any Pillow picture as (rgb float32 [0,1], alpha or None), keeping 16-bit precision."""
+    alpha = None
+    if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+        arr = np.asarray(im, dtype=np.float32)
+        arr = arr / (65535.0 if arr.max() > 255 else 255.0)
+        rgb = np.repeat(arr[..., None], 3, axis=2)
+        return np.clip(rgb, 0, 1), None
+    if im.mode == "F":
+        arr = np.asarray(im, dtype=np.float32)
+        return np.repeat(np.clip(arr, 0, 1)[..., None], 3, axis=2), None
+    has_alpha = im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info)
+    if has_alpha:
+        im = im.convert("RGBA")
+        arr = np.asarray(im, dtype=np.float32) / 255.0
+        rgb, alpha = arr[..., :3], arr[..., 3]
+        if alpha.min() >= 1.0:
+            alpha = None  # an all-opaque alpha channel is not worth carrying
+        return np.ascontiguousarray(rgb), alpha
+    if im.mode == "CMYK":
+        im = im.convert("RGB")
+    elif im.mode != "RGB":
+        im = im.convert("RGB")
+    return np.asarray(im, dtype=np.float32) / 255.0, None
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    return np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
+
+
+def save_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
+    """Write atomically (temp file + rename), so a crash never leaves half a picture behind."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if alpha is not None:
+        im = Image.fromarray(np.concatenate([to_uint8(rgb), to_uint8(alpha)[..., None]], axis=2), "RGBA")
+    else:
+        im = Image.fromarray(to_uint8(rgb), "RGB")
+    fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
+    if fmt == "JPEG" and im.mode == "RGBA":
+        im = im.convert("RGB")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        im.save(tmp, format=fmt, **({"quality": 95} if fmt in ("JPEG", "WEBP") else {}))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,125 @@
+"""The joint watermark-removal + super-resolution network.
+
+Design (why): a CPU has little compute, so every layer runs at the low resolution (LR).
+- A small U-Net at LR (3 downsamplings, receptive field ~100 LR px) sees whole strokes of a big
+  SAMPLE word: it predicts the stamp mask (auxiliary, supervised head) and a clean LR picture
+  (the input plus a learned residual).
+- The enlargement has its own path: features of the U-Net and of the first layer go through a
+  residual block and a pixel shuffle to a 2x residual added to the bicubic enlargement of the
+  clean LR estimate. The last layers start at zero, so an untrained model is exactly "remove
+  nothing + bicubic" and training can only improve on that.
+- Two optional guide channels: a known matte or mask of the stamp, and a flag saying a guide is
+  given. Trained with the guide given part of the time, one model serves blind and guided use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class NetConfig:
+    scale: int = 2
+    widths: tuple[int, ...] = (32, 48, 64, 96)  # channels at 1, 1/2, 1/4, 1/8 of LR
+    blocks: tuple[int, ...] = (1, 1, 2, 2)  # residual blocks per encoder level
+    sr_width: int = 32
+    sr_blocks: int = 1
+    guide_channels: int = 2  # (matte or mask, "guide given" flag)
+
+    @property
+    def multiple(self) -> int:
+        """Input sides must be a multiple of this (the U-Net halves them len(widths)-1 times)."""
+        return 2 ** (len(self.widths) - 1)
+
+    @property
+    def border(self) -> int:
+        """LR pixels at a tile edge that see padding instead of picture: discard them when tiling."""
+        return 16
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> NetConfig:
+        known = {f for f in cls.__dataclass_fields__}
+        d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
+        return cls(**d)
+
+
+class ResBlock(nn.Module):
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv1 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.conv2 = nn.Conv2d(ch, ch, 3, padding=1)
+        self.act = nn.LeakyReLU(0.1, inplace=True)
+
+    def forward(self, x):
+        return x + self.conv2(self.act(self.conv1(x)))
+
+
+@dataclass
+class NetOutput:
+    sr: torch.Tensor  # (B, 3, sH, sW) clean picture, enlarged; not clamped
+    lr: torch.Tensor  # (B, 3, H, W) clean picture at input size
+    mask_logits: torch.Tensor  # (B, 1, H, W) stamp mask, before the sigmoid
+    extra: dict = field(default_factory=dict)
+
+
+class DesampleNet(nn.Module):
+    def __init__(self, config: NetConfig | None = None):
+        super().__init__()
+        self.config = config = config or NetConfig()
+        w = config.widths
+        act = nn.LeakyReLU(0.1, inplace=True)
+        self.head = nn.Conv2d(3 + config.guide_channels, w[0], 3, padding=1)
+        self.enc = nn.ModuleList()
+        self.down = nn.ModuleList()
+        for i, (ch, n) in enumerate(zip(w, config.blocks, strict=True)):
+            if i > 0:
+                self.down.append(nn.Sequential(nn.Conv2d(w[i - 1], ch, 3, stride=2, padding=1), act))
+            self.enc.append(nn.Sequential(*[ResBlock(ch) for _ in range(n)]))
+        # Decoder: pixel-shuffle up, add the skip, one residual block per level.
+        self.up = nn.ModuleList()
+        self.dec = nn.ModuleList()
+        for i in range(len(w) - 1, 0, -1):
+            self.up.append(nn.Sequential(nn.Conv2d(w[i], w[i - 1] * 4, 1), nn.PixelShuffle(2)))
+            self.dec.append(ResBlock(w[i - 1]))
+        self.mask_head = nn.Conv2d(w[0], 1, 3, padding=1)
+        self.lr_head = nn.Conv2d(w[0], 3, 3, padding=1)
+        s = config.scale
+        self.sr_in = nn.Sequential(nn.Conv2d(2 * w[0], config.sr_width, 3, padding=1), act)
+        self.sr_body = nn.Sequential(*[ResBlock(config.sr_width) for _ in range(config.sr_blocks)])
+        self.sr_out = nn.Sequential(nn.Conv2d(config.sr_width, 3 * s * s, 3, padding=1), nn.PixelShuffle(s))
+        # Start as "remove nothing, bicubic enlargement": the residual heads output zero.
+        for conv in (self.lr_head, self.sr_out[0]):
+            nn.init.zeros_(conv.weight)
+            nn.init.zeros_(conv.bias)
+
+    def forward(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> NetOutput:
+        """x: (B, 3, H, W) in [0,1], H and W multiples of config.multiple; guide: (B, 2, H, W) or None."""
+        if guide is None:
+            guide = x.new_zeros(x.shape[0], self.config.guide_channels, x.shape[2], x.shape[3])
+        f0 = self.head(torch.cat([x, guide], dim=1))
+        skips = []
+        h = f0
+        for i, block in enumerate(self.enc):
+            if i > 0:
+                h = self.down[i - 1](h)
+            h = block(h)
+            skips.append(h)
+        for j, (up, dec) in enumerate(zip(self.up, self.dec, strict=True)):
+            h = dec(up(h) + skips[-2 - j])
+        mask_logits = self.mask_head(h)
+        lr = x + self.lr_head(h)  # (B, 3, H, W): input plus the learned correction
+        feat = self.sr_body(self.sr_in(torch.cat([h, f0], dim=1)))
+        base = F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        sr = base + self.sr_out(feat)  # (B, 3, sH, sW)
+        return NetOutput(sr=sr, lr=lr, mask_logits=mask_logits)
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())

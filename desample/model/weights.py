@@ -1,0 +1,63 @@
+"""Weights I/O: released weights as fp16 safetensors + a JSON of config and metadata.
+
+The model is always rebuilt from the saved config, never from command-line flags.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+
+from .net import DesampleNet, NetConfig
+
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "weights" / "default.safetensors"
+
+
+def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Strip the prefixes DDP (`module.`) and torch.compile (`_orig_mod.`) add to parameter names."""
+    out = {}
+    for k, v in state.items():
+        for prefix in ("module.", "_orig_mod."):
+            while k.startswith(prefix):
+                k = k[len(prefix) :]
+        out[k] = v
+    return out
+
+
+def save_weights(model: DesampleNet, path: str | os.PathLike, metadata: dict | None = None) -> None:
+    """Write `path` (.safetensors, fp16) and `path` with .json (config + metadata), atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in clean_state_dict(model.state_dict()).items()}
+    info = {"config": model.config.to_dict(), **(metadata or {})}
+    tmp = path.with_suffix(".safetensors.tmp")
+    save_file(state, str(tmp), metadata={"config": json.dumps(model.config.to_dict())})
+    os.replace(tmp, path)
+    tmp_json = path.with_suffix(".json.tmp")
+    tmp_json.write_text(json.dumps(info, indent=2) + "\n")
+    os.replace(tmp_json, path.with_suffix(".json"))
+
+
+def load_weights(path: str | os.PathLike | None = None, dtype: torch.dtype = torch.float32) -> DesampleNet:
+    """Rebuild the model from its saved config and load its weights, in eval mode."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    path = Path(path or DEFAULT_WEIGHTS)
+    if not path.exists():
+        raise FileNotFoundError(f"model weights not found: {path}")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    if "config" in meta:
+        config = NetConfig.from_dict(json.loads(meta["config"]))
+    else:
+        config = NetConfig.from_dict(json.loads(path.with_suffix(".json").read_text())["config"])
+    model = DesampleNet(config)
+    state = clean_state_dict(load_file(str(path)))
+    model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
+    return model.to(dtype).eval()

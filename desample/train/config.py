@@ -1,0 +1,66 @@
+"""Training configuration: a dataclass, read from a TOML/JSON file and overridden by flags.
+
+The resolved config is written next to every checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+
+def _default_data() -> list[str]:
+    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "anime"
+    return [str(shared)] if shared.is_dir() else []
+
+
+@dataclass
+class TrainConfig:
+    data: list[str] = field(default_factory=_default_data)  # picture folders (recursive, Danbooru layout ok)
+    procedural: int = 48  # procedural anime-like pictures added to the training pictures
+    val_fraction: float = 0.1  # held out of the folders by file-name hash
+    out: str = os.path.expanduser("~/.cache/desample/run")  # checkpoints and logs (outside the repo)
+    init: str = ""  # weights (.safetensors) to start from when no checkpoint exists in `out`
+    export: str = ""  # where to write the best EMA weights as fp16 safetensors (e.g. weights/default.safetensors)
+    steps: int = 200_000
+    batch: int = 12
+    patch: int = 96  # LR crop size
+    patch_late: int = 128  # larger crops late in training: more context for big words
+    late_after: int = 20_000
+    lr: float = 3e-4
+    warmup: int = 200
+    ema: float = 0.999
+    stamp_weight: float = 4.0  # extra L1 weight inside the stamp
+    lr_loss: float = 0.5  # weight of the LR-output L1
+    mask_loss: float = 0.1  # weight of the mask BCE + dice
+    guide_prob: float = 0.3  # how often the true matte/mask is given as guide
+    pool: int = 48  # previews kept in memory for cropping
+    refresh: int = 3  # previews replaced per step
+    val_every: int = 750
+    ckpt_every: int = 250
+    threads: int = 2
+    seed: int = 0
+    net: dict = field(default_factory=dict)  # NetConfig fields for a new model (e.g. {"widths": [16, 16, 24, 32]})
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> TrainConfig:
+        path = Path(path)
+        if path.suffix == ".toml":
+            import tomllib
+
+            raw = tomllib.loads(path.read_text())
+        else:
+            raw = json.loads(path.read_text())
+        return cls().updated(raw)
+
+    def updated(self, changes: dict) -> TrainConfig:
+        names = {f.name for f in fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")
+        return TrainConfig(**{**asdict(self), **changes})
+
+    def to_dict(self) -> dict:
+        return asdict(self)

@@ -1,0 +1,88 @@
+import numpy as np
+import pytest
+from PIL import Image
+
+from desample.cli import main
+from desample.data.procedural import anime_picture
+
+
+@pytest.fixture()
+def pictures(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    anime_picture(40, 30, seed=1).save(src / "a.jpg", quality=90)
+    rgba = anime_picture(36, 28, seed=2).convert("RGBA")
+    rgba.putalpha(Image.linear_gradient("L").resize((36, 28)))
+    rgba.save(src / "b.png")
+    (src / "broken.png").write_bytes(b"not a picture at all")
+    return src
+
+
+def _run(args):
+    return main(args)
+
+
+def test_single_file(tiny_weights, pictures, tmp_path):
+    out = tmp_path / "out.png"
+    assert _run(["clean", str(pictures / "a.jpg"), "-o", str(out), "--scale", "2", "--model", tiny_weights]) == 0
+    assert Image.open(out).size == (80, 60)
+
+
+def test_folder_with_a_bad_file_goes_on_and_fails_at_the_end(tiny_weights, pictures, tmp_path, capsys):
+    out = tmp_path / "out"
+    before = {p.name: p.read_bytes() for p in pictures.iterdir()}
+    code = _run(["clean", str(pictures), "-o", str(out), "--scale", "2", "--model", tiny_weights])
+    assert code == 1
+    assert "broken.png" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "b.png"]
+    b = Image.open(out / "b.png")
+    assert b.mode == "RGBA" and b.size == (72, 56)
+    alpha = np.asarray(b)[..., 3]
+    assert alpha[0].mean() < 30 and alpha[-1].mean() > 220  # the top-to-bottom gradient alpha survived
+    assert {p.name: p.read_bytes() for p in pictures.iterdir()} == before, "an input was changed"
+
+
+def test_scales_one_and_four(tiny_weights, pictures, tmp_path):
+    for scale, size in ((1, (40, 30)), (4, (160, 120))):
+        out = tmp_path / f"x{scale}.png"
+        assert _run(["clean", str(pictures / "a.jpg"), "-o", str(out), "--scale", str(scale), "--model", tiny_weights]) == 0
+        assert Image.open(out).size == size
+
+
+def test_never_overwrites_an_input(tiny_weights, tmp_path):
+    src = tmp_path / "p.png"
+    anime_picture(24, 24).save(src)
+    data = src.read_bytes()
+    assert _run(["clean", str(src), "-o", str(src), "--model", tiny_weights]) == 1
+    assert src.read_bytes() == data
+
+
+def test_odd_modes_and_exif(tiny_weights, tmp_path):
+    src = tmp_path / "modes"
+    src.mkdir()
+    base = anime_picture(30, 20, seed=5)
+    base.convert("L").save(src / "grey.png")
+    base.convert("P").save(src / "palette.png")
+    base.convert("CMYK").save(src / "cmyk.jpg")
+    Image.fromarray(np.asarray(base.convert("L"), np.uint16) * 257).save(src / "deep.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees on display
+    base.save(src / "rotated.jpg", exif=exif)
+    out = tmp_path / "out"
+    assert _run(["clean", str(src), "-o", str(out), "--model", tiny_weights, "--quiet"]) == 0
+    assert Image.open(out / "rotated.png").size == (40, 60)  # turned upright, then 2x
+    for name in ("grey", "palette", "cmyk", "deep"):
+        assert Image.open(out / f"{name}.png").size == (60, 40)
+
+
+def test_glob_and_mask(tiny_weights, pictures, tmp_path):
+    mask = tmp_path / "mask.png"
+    Image.new("L", (10, 10), 255).save(mask)
+    out = tmp_path / "g"
+    assert _run(["clean", str(pictures / "*.jpg"), "-o", str(out), "--mask", str(mask), "--model", tiny_weights]) == 0
+    assert (out / "a.png").exists()
+
+
+def test_missing_input_is_a_clear_error(tiny_weights, tmp_path, capsys):
+    assert _run(["clean", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png"), "--model", tiny_weights]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -1,0 +1,83 @@
+import json
+
+import numpy as np
+from PIL import Image
+
+from desample.data.pairs import CropSampler, hr_region, make_preview
+from desample.data.procedural import anime_picture
+from desample.data.sources import list_pictures, split_holdout
+from desample.train.loop import load_pictures
+
+
+def test_procedural_pictures_are_deterministic_and_anime_like():
+    a, b = anime_picture(160, 120, seed=3), anime_picture(160, 120, seed=3)
+    assert a.size == (160, 120) and a.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    arr = np.asarray(a, np.float32)
+    assert arr.std() > 20, "not a flat picture"
+    assert not np.array_equal(np.asarray(anime_picture(160, 120, seed=4)), np.asarray(a))
+
+
+def test_folder_is_listed_recursively(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    anime_picture(32, 32).save(tmp_path / "a" / "b" / "x.png")
+    anime_picture(32, 32).save(tmp_path / "y.jpg")
+    (tmp_path / "notes.txt").write_text("not a picture")
+    assert sorted(p.name for p in list_pictures(tmp_path)) == ["x.png", "y.jpg"]
+
+
+def test_danbooru_layout_skips_watermarked_posts(tmp_path):
+    (tmp_path / "original" / "0001").mkdir(parents=True)
+    (tmp_path / "metadata").mkdir()
+    for pid in (1001, 2001, 3001):
+        anime_picture(32, 32).save(tmp_path / "original" / "0001" / f"{pid}.jpg")
+    posts = [
+        {"id": "1001", "tags": [{"id": "1", "name": "1girl"}]},
+        {"id": "2001", "tags": [{"id": "2", "name": "sample_watermark"}]},
+        {"id": "3001", "tag_string": "solo text"},
+    ]
+    (tmp_path / "metadata" / "2017en.json").write_text("\n".join(json.dumps(p) for p in posts) + "\n{broken\n")
+    assert [p.stem for p in list_pictures(tmp_path)] == ["1001"]
+    assert len(list_pictures(tmp_path, skip_tags=())) == 3
+
+
+def test_holdout_split_is_stable(tmp_path):
+    from pathlib import Path
+
+    files = [Path(f"{i}.png") for i in range(200)]
+    train, val = split_holdout(files, 0.1)
+    assert 5 < len(val) < 40 and len(train) + len(val) == 200
+    train2, val2 = split_holdout(files[::-1], 0.1)
+    assert set(val) == set(val2)
+
+
+def test_corrupt_files_are_skipped(tmp_path):
+    anime_picture(32, 32).save(tmp_path / "good.png")
+    (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    pics = load_pictures(list_pictures(tmp_path))
+    assert len(pics) == 1
+
+
+def test_preview_pairs_are_consistent(rng):
+    pic = anime_picture(300, 260, seed=1)
+    hr = hr_region(pic, 100, 2, rng)
+    assert hr.size[0] % 2 == 0 and hr.size[1] % 2 == 0 and max(hr.size) <= 300
+    pv = make_preview(hr, rng, 2, kind="word")
+    h, w = pv.mask.shape
+    assert pv.hr.shape == (2 * h, 2 * w, 3) and pv.stamped.shape == (h, w, 3)
+    # The clean LR is the truth shrunk: close to its 2x2 box average.
+    box = pv.hr.reshape(h, 2, w, 2, 3).mean(axis=(1, 3))
+    assert np.abs(box - pv.clean_lr).mean() < 0.03
+    # The stamp is where the stamped picture differs from the clean one.
+    diff = np.abs(pv.stamped - pv.clean_lr).mean(axis=2)
+    assert diff[pv.mask].mean() > 2 * diff[~pv.mask].mean()
+
+
+def test_crop_sampler_batches(rng):
+    pics = [anime_picture(200, 180, seed=i) for i in range(3)] + [Image.new("RGB", (90, 70), (200, 100, 50))]
+    sampler = CropSampler(pics, rng, pool_size=6)
+    b = sampler.batch(5, 48)
+    assert b["x"].shape == (5, 3, 48, 48) and b["hr"].shape == (5, 3, 96, 96)
+    assert b["guide"].shape == (5, 2, 48, 48) and b["mask"].shape == (5, 1, 48, 48)
+    assert set(np.unique(b["guide"][:, 1])) <= {0.0, 1.0}
+    assert b["x"].dtype == np.float32 and 0 <= b["x"].min() and b["x"].max() <= 1

@@ -1,0 +1,101 @@
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from desample.core import restore
+from desample.engine.tiling import run_tiled
+from desample.model.net import DesampleNet, NetConfig
+from desample.model.weights import clean_state_dict, load_weights, save_weights
+
+from .conftest import TINY, randomised
+
+
+def test_shapes_and_no_nan():
+    model = DesampleNet(NetConfig()).eval()
+    x = torch.rand(2, 3, 48, 64)
+    with torch.no_grad():
+        out = model(x)
+    assert out.sr.shape == (2, 3, 96, 128)
+    assert out.lr.shape == (2, 3, 48, 64)
+    assert out.mask_logits.shape == (2, 1, 48, 64)
+    assert torch.isfinite(out.sr).all()
+
+
+def test_untrained_model_is_exactly_bicubic():
+    # The residual heads start at zero: training starts from "remove nothing, bicubic".
+    model = DesampleNet(NetConfig()).eval()
+    x = torch.rand(1, 3, 32, 40)
+    with torch.no_grad():
+        out = model(x)
+    torch.testing.assert_close(out.lr, x)
+    torch.testing.assert_close(out.sr, F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False))
+
+
+def test_guide_changes_the_output():
+    model = randomised(DesampleNet(TINY))
+    x = torch.rand(1, 3, 16, 16)
+    g = torch.ones(1, 2, 16, 16)
+    with torch.no_grad():
+        assert not torch.allclose(model(x).sr, model(x, g).sr)
+
+
+def test_save_load_round_trip(tmp_path):
+    model = randomised(DesampleNet(TINY))
+    path = tmp_path / "m.safetensors"
+    save_weights(model, path, {"note": "test"})
+    loaded = load_weights(path)
+    assert loaded.config == model.config
+    x = torch.rand(1, 3, 16, 24)
+    with torch.no_grad():
+        # fp16 storage: outputs agree to fp16 precision.
+        torch.testing.assert_close(loaded(x).sr, model(x).sr, atol=2e-3, rtol=1e-2)
+    assert (tmp_path / "m.json").exists()
+
+
+def test_clean_state_dict_strips_wrappers():
+    sd = {"module._orig_mod.head.weight": torch.zeros(1), "head.bias": torch.ones(1)}
+    assert set(clean_state_dict(sd)) == {"head.weight", "head.bias"}
+
+
+def test_tiled_equals_untiled():
+    model = randomised(DesampleNet(TINY), seed=3)
+    cfg = model.config
+    x = torch.rand(1, 3, 70, 90)
+
+    def fn(t):
+        out = model(t[:, :3], t[:, 3:])
+        return out.sr, out.lr
+
+    inp = torch.cat([x, torch.zeros(1, 2, 70, 90)], 1)
+    whole = run_tiled(fn, inp, (2, 1), cfg.multiple, cfg.border, tile=256)
+    tiled = run_tiled(fn, inp, (2, 1), cfg.multiple, cfg.border, tile=48, overlap=8, batch=3)
+    assert whole[0].shape == (1, 3, 140, 180) and tiled[1].shape == (1, 3, 70, 90)
+    # Tiles see `border` px of context; the U-Net's far field beyond it makes small differences.
+    assert (whole[0] - tiled[0]).abs().max() < 5e-2
+    assert (whole[0] - tiled[0]).abs().mean() < 1e-3
+
+
+def test_tiling_is_exact_for_a_local_operator():
+    # Receptive field of 1 px < border: every blended tile holds the exact values, seams included.
+    def fn(t):
+        local = F.avg_pool2d(t, 3, stride=1, padding=1)
+        return (F.interpolate(local, scale_factor=2, mode="nearest") * 2.0, local)
+
+    x = torch.rand(1, 3, 61, 83)
+    whole = fn(x)
+    tiled = run_tiled(fn, x, (2, 1), multiple=8, border=8, tile=32, overlap=8, batch=2)
+    for a, b in zip(whole, tiled, strict=True):
+        inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))  # the picture's own edge is padded differently
+        torch.testing.assert_close(a[inner], b[inner], atol=1e-5, rtol=1e-5)
+
+
+def test_restore_scales_and_alpha():
+    model = randomised(DesampleNet(TINY))
+    rgb = np.random.default_rng(0).random((37, 51, 3)).astype(np.float32)
+    alpha = np.linspace(0, 1, 37 * 51, dtype=np.float32).reshape(37, 51)
+    for scale in (1, 2, 4):
+        res = restore(rgb, model, scale=scale, alpha=alpha)
+        assert res.rgb.shape == (37 * scale, 51 * scale, 3)
+        assert res.alpha.shape == (37 * scale, 51 * scale)
+        assert 0 <= res.rgb.min() and res.rgb.max() <= 1
+        assert res.mask.shape == (37, 51)

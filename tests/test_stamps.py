@@ -1,0 +1,63 @@
+import numpy as np
+import pytest
+
+from desample.data.procedural import anime_picture
+from desample.stamps import fonts
+from desample.stamps.synthesis import KINDS, MASK_THRESHOLD, apply_stamp, classic_sample_stamp, make_stamp, over
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_kind_stamps_with_an_exact_matte(kind):
+    h, w = 330, 233
+    clean = np.asarray(anime_picture(w, h, seed=1), np.float32) / 255.0
+    stamp = make_stamp(h, w, np.random.default_rng(5), kind=kind)
+    assert stamp.kind == kind
+    assert stamp.alpha.shape == (h, w) and stamp.color.shape == (h, w, 3)
+    assert 0.0 <= stamp.alpha.min() and stamp.alpha.max() <= 1.0
+    assert 0.0 <= stamp.color.min() and stamp.color.max() <= 1.0
+    assert stamp.mask.sum() > 20, "the stamp left no visible mark"
+    stamped = apply_stamp(clean, stamp)
+    # The composite is exactly J = a*W + (1-a)*I, so I can be recovered where a < 1.
+    a = stamp.alpha[..., None]
+    np.testing.assert_allclose(stamped, a * stamp.color + (1 - a) * clean, atol=1e-6)
+    see_through = stamp.alpha < 0.9
+    recovered = (stamped - a * stamp.color) / (1 - a)
+    np.testing.assert_allclose(recovered[see_through], clean[see_through], atol=1e-4)
+    # Outside the mask the picture changes by at most the threshold's worth.
+    assert np.abs(stamped - clean)[~stamp.mask].max() <= MASK_THRESHOLD + 1e-6
+    np.testing.assert_array_equal(stamp.mask, stamp.alpha > MASK_THRESHOLD)
+
+
+def test_over_is_associative_with_the_composite():
+    rng = np.random.default_rng(0)
+    img = rng.random((4, 4, 3)).astype(np.float32)
+    a1, c1 = rng.random((4, 4)).astype(np.float32), rng.random((4, 4, 3)).astype(np.float32)
+    a2, c2 = rng.random((4, 4)).astype(np.float32), rng.random((4, 4, 3)).astype(np.float32)
+    two_steps = a2[..., None] * c2 + (1 - a2[..., None]) * (a1[..., None] * c1 + (1 - a1[..., None]) * img)
+    a, c = over(a2, c2, a1, c1)
+    np.testing.assert_allclose(a[..., None] * c + (1 - a[..., None]) * img, two_steps, atol=1e-5)
+
+
+def test_stamps_are_reproducible_from_the_seed():
+    s1 = make_stamp(120, 160, np.random.default_rng(42))
+    s2 = make_stamp(120, 160, np.random.default_rng(42))
+    np.testing.assert_array_equal(s1.alpha, s2.alpha)
+
+
+def test_japanese_words_fall_back_to_latin_without_a_cjk_font(monkeypatch):
+    latin, _ = fonts.available_fonts()
+    monkeypatch.setattr("desample.stamps.synthesis.available_fonts", lambda: (latin, ()))
+    stamp = make_stamp(200, 200, np.random.default_rng(1), kind="word_jp")
+    assert stamp.mask.sum() > 20
+
+
+def test_no_font_at_all_still_stamps(monkeypatch):
+    monkeypatch.setattr("desample.stamps.synthesis.available_fonts", lambda: ((), ()))
+    for kind in KINDS:
+        assert make_stamp(160, 160, np.random.default_rng(2), kind=kind).mask.any()
+
+
+def test_classic_stamp_is_a_big_semi_transparent_word():
+    stamp = classic_sample_stamp(330, 233)
+    assert 0.08 < stamp.mask.mean() < 0.6
+    assert stamp.alpha.max() <= 0.6 + 1e-6

@@ -1,0 +1,48 @@
+import json
+
+import torch
+
+from desample.model.weights import load_weights
+from desample.train.config import TrainConfig
+from desample.train.loop import train
+
+
+def _config(tmp_path, steps):
+    return TrainConfig(
+        data=[], procedural=3, out=str(tmp_path / "run"), export=str(tmp_path / "w" / "best.safetensors"),
+        steps=steps, batch=2, patch=32, pool=3, refresh=1, val_every=3, ckpt_every=3, threads=1,
+        net={"widths": [8, 8, 12, 16], "blocks": [1, 1, 1, 1], "sr_width": 8},
+    )
+
+
+def test_train_validates_exports_and_resumes(tmp_path):
+    train(_config(tmp_path, 3))
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 3
+    meta = json.loads((tmp_path / "w" / "best.json").read_text())
+    for key in ("psnr", "psnr_y", "ssim", "psnr_in", "psnr_out", "mask_iou", "bicubic_psnr"):
+        assert key in meta["val"]
+    model = load_weights(tmp_path / "w" / "best.safetensors")
+    assert model.config.widths == (8, 8, 12, 16)
+    first = {k: v.clone() for k, v in ckpt["model"].items()}
+
+    train(_config(tmp_path, 5))  # resumes at step 3, runs 2 more
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 5 and ckpt["samples"] == 10
+    assert any(not torch.equal(first[k], ckpt["model"][k]) for k in first)
+    assert (tmp_path / "run" / "train_config.json").exists()
+    lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert any("val" in x for x in lines)
+
+
+def test_config_file_and_unknown_options(tmp_path):
+    f = tmp_path / "c.toml"
+    f.write_text('steps = 7\nlr = 0.001\ndata = ["x"]\n')
+    cfg = TrainConfig.from_file(f)
+    assert cfg.steps == 7 and cfg.lr == 0.001 and cfg.data == ["x"]
+    try:
+        cfg.updated({"stepz": 1})
+    except ValueError as e:
+        assert "stepz" in str(e)
+    else:
+        raise AssertionError("an unknown option was accepted")
