@@ -107,6 +107,37 @@ def cmd_train(args) -> int:
     return 0
 
 
+def cmd_bench(args) -> int:
+    import shlex
+
+    import torch
+
+    from .bench.methods import build_methods
+    from .bench.report import crops_figure, markdown_table, speed_quality_plot
+    from .bench.run import build_cases, detector_scores, run_bench, save_results
+    from .model.weights import load_weights
+
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    model = load_weights(args.model)
+    cases = build_cases(args.images, args.limit, args.kinds_per_picture, args.all)
+    methods = build_methods(model, args.methods, threads)
+    print(f"{len(cases)} previews, methods: {', '.join(m.name for m in methods)}")
+    results, outputs = run_bench(cases, methods, args.model, threads, memory=not args.no_memory)
+    if any(m.name.startswith("desample") for m in methods):
+        results["detector"] = detector_scores(cases, model)
+    out = Path(args.output)
+    save_results(results, out)
+    command = "desample bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
+    table = markdown_table(results, command)
+    (out / "report.md").write_text(table)
+    crops_figure(cases, outputs, out / "crops.png")
+    speed_quality_plot(results, out / "speed_quality.png")
+    print(table)
+    print(f"wrote {out / 'report.md'}, {out / 'crops.png'}, {out / 'speed_quality.png'}, {out / 'results.json'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="desample", description="Remove SAMPLE watermarks from anime pictures and enlarge them 2x/4x.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -133,6 +164,17 @@ def build_parser() -> argparse.ArgumentParser:
                       ("lr", float), ("procedural", int), ("val-every", int), ("ckpt-every", int), ("threads", int), ("seed", int)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.set_defaults(func=cmd_train)
+    b = sub.add_parser("bench", help="compare with bicubic, waifu2x, Real-CUGAN, Real-ESRGAN on stamped previews", formatter_class=fmt)
+    b.add_argument("--images", help="picture folder (its validation split); default: procedural pictures")
+    b.add_argument("--all", action="store_true", help="use every picture of --images, not only the validation split")
+    b.add_argument("-o", "--out", dest="output", default="bench_out", help="report folder")
+    b.add_argument("--methods", nargs="+", help="method names (default: all available)")
+    b.add_argument("--limit", type=int, help="at most this many pictures")
+    b.add_argument("--kinds-per-picture", type=int, default=2, help="stamp kinds per picture (cycling over all kinds)")
+    b.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
+    b.add_argument("--threads", type=int, default=0, help="CPU threads for every method; 0 = all cores")
+    b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (one subprocess per method)")
+    b.set_defaults(func=cmd_bench)
     return parser
 
 
@@ -140,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

