@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=2, choices=(1, 2, 4), help="enlargement; 1 = removal only")
     p.add_argument("--mask", help="a picture of the stamp's mask (white = stamp), used for every input")
     p.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
-    p.add_argument("--tile", type=int, default=256, help="tile size in input pixels (memory is bounded by it)")
+    p.add_argument("--tile", type=int, default=512, help="tile size in input pixels (memory is bounded by it)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = all cores")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_clean)

@@ -67,7 +67,7 @@ def restore(
     scale: int = 2,
     alpha: np.ndarray | None = None,
     mask: np.ndarray | None = None,
-    tile: int = 256,
+    tile: int = 512,
 ) -> RestoreResult:
     """Remove the stamp from rgb (H, W, 3) float32 in [0,1] and enlarge it by `scale` (1, 2 or 4).
 

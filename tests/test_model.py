@@ -21,14 +21,14 @@ def test_shapes_and_no_nan():
     assert torch.isfinite(out.sr).all()
 
 
-def test_untrained_model_is_exactly_bicubic():
-    # The residual heads start at zero: training starts from "remove nothing, bicubic".
+def test_untrained_model_is_bicubic():
+    # The residual heads start at zero and the matte near zero: training starts from "remove nothing, bicubic".
     model = DesampleNet(NetConfig()).eval()
     x = torch.rand(1, 3, 32, 40)
     with torch.no_grad():
         out = model(x)
-    torch.testing.assert_close(out.lr, x)
-    torch.testing.assert_close(out.sr, F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False))
+    torch.testing.assert_close(out.lr, x, atol=1e-3, rtol=0)
+    torch.testing.assert_close(out.sr, F.interpolate(x, scale_factor=2, mode="bicubic", align_corners=False), atol=1e-3, rtol=0)
 
 
 def test_guide_changes_the_output():

@@ -24,6 +24,7 @@ class Preview:
     clean_lr: np.ndarray  # (h, w, 3) float32: the LR picture before stamping and JPEG
     hr: np.ndarray  # (s*h, s*w, 3) float32: the truth
     alpha: np.ndarray  # (h, w) float32: the stamp's matte at LR
+    color: np.ndarray  # (h, w, 3) float32: the stamp's colour at LR
     mask: np.ndarray  # (h, w) bool
     kind: str
 
@@ -82,6 +83,7 @@ def make_preview(
         clean_lr=clean_lr,
         hr=np.asarray(hr, np.float32) / 255.0,
         alpha=stamp.alpha,
+        color=np.broadcast_to(stamp.color, clean_lr.shape),
         mask=stamp.mask,
         kind=stamp.kind,
     )
@@ -122,9 +124,9 @@ class CropSampler:
             self.pool[int(self.rng.integers(len(self.pool)))] = self._new_preview()
 
     def batch(self, batch_size: int, patch: int) -> dict[str, np.ndarray]:
-        """NCHW float32 arrays: x (B,3,p,p), guide (B,2,p,p), lr (B,3,p,p), hr (B,3,sp,sp), alpha/mask (B,1,p,p)."""
+        """NCHW float32 arrays: x, lr, color (B,3,p,p), guide (B,2,p,p), hr (B,3,sp,sp), alpha, mask (B,1,p,p)."""
         s = self.scale
-        out = {k: [] for k in ("x", "guide", "lr", "hr", "alpha", "mask")}
+        out = {k: [] for k in ("x", "guide", "lr", "hr", "alpha", "color", "mask")}
         for _ in range(batch_size):
             pv = self.pool[int(self.rng.integers(len(self.pool)))]
             h, w = pv.mask.shape
@@ -150,6 +152,7 @@ class CropSampler:
                 "lr": pv.clean_lr[sl].transpose(2, 0, 1),
                 "hr": pv.hr[y * s : (y + p) * s, x * s : (x + p) * s].transpose(2, 0, 1),
                 "alpha": alpha[None],
+                "color": pv.color[sl].transpose(2, 0, 1),
                 "mask": mask[None].astype(np.float32),
             }
             if p < patch:  # a preview smaller than the patch: pad by reflection

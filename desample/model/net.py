@@ -2,8 +2,11 @@
 
 Design (why): a CPU has little compute, so every layer runs at the low resolution (LR).
 - A small U-Net at LR (3 downsamplings, receptive field ~100 LR px) sees whole strokes of a big
-  SAMPLE word: it predicts the stamp mask (auxiliary, supervised head) and a clean LR picture
-  (the input plus a learned residual).
+  SAMPLE word: it predicts the stamp mask (auxiliary, supervised head) and a clean LR picture.
+- The clean LR picture follows how stamps are made, J = a*W + (1-a)*I: the net predicts the matte
+  a and colour W (both supervised) and inverts the blend, I = (J - a*W) / (1 - a), where the stamp
+  is see-through; where it is nearly opaque (a > 0.5 .. 0.9) a painted "fill" takes over. A last
+  residual cleans JPEG noise. Learning a matte is much easier than learning the inversion.
 - The enlargement has its own path: features of the U-Net and of the first layer go through a
   residual block and a pixel shuffle to a 2x residual added to the bicubic enlargement of the
   clean LR estimate. The last layers start at zero, so an untrained model is exactly "remove
@@ -29,6 +32,8 @@ class NetConfig:
     sr_width: int = 32
     sr_blocks: int = 1
     guide_channels: int = 2  # (matte or mask, "guide given" flag)
+    opaque_from: float = 0.5  # matte where the painted fill starts to replace the inverse blend
+    opaque_to: float = 0.9  # ... and fully replaces it (the inversion amplifies noise by 1/(1-a))
 
     @property
     def multiple(self) -> int:
@@ -66,6 +71,8 @@ class NetOutput:
     sr: torch.Tensor  # (B, 3, sH, sW) clean picture, enlarged; not clamped
     lr: torch.Tensor  # (B, 3, H, W) clean picture at input size
     mask_logits: torch.Tensor  # (B, 1, H, W) stamp mask, before the sigmoid
+    matte: torch.Tensor | None = None  # (B, 1, H, W) the stamp's estimated alpha in [0,1]
+    color: torch.Tensor | None = None  # (B, 3, H, W) the stamp's estimated colour in [0,1]
     extra: dict = field(default_factory=dict)
 
 
@@ -89,15 +96,18 @@ class DesampleNet(nn.Module):
             self.up.append(nn.Sequential(nn.Conv2d(w[i], w[i - 1] * 4, 1), nn.PixelShuffle(2)))
             self.dec.append(ResBlock(w[i - 1]))
         self.mask_head = nn.Conv2d(w[0], 1, 3, padding=1)
-        self.lr_head = nn.Conv2d(w[0], 3, 3, padding=1)
+        # matte logit (1), colour logits (3), fill residual (3), refinement residual (3)
+        self.removal_head = nn.Conv2d(w[0], 10, 3, padding=1)
         s = config.scale
         self.sr_in = nn.Sequential(nn.Conv2d(2 * w[0], config.sr_width, 3, padding=1), act)
         self.sr_body = nn.Sequential(*[ResBlock(config.sr_width) for _ in range(config.sr_blocks)])
         self.sr_out = nn.Sequential(nn.Conv2d(config.sr_width, 3 * s * s, 3, padding=1), nn.PixelShuffle(s))
         # Start as "remove nothing, bicubic enlargement": the residual heads output zero.
-        for conv in (self.lr_head, self.sr_out[0]):
+        for conv in (self.removal_head, self.sr_out[0]):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            self.removal_head.bias[0] = -8.0  # matte ~0: the untrained net leaves the picture as it is
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> NetOutput:
         """x: (B, 3, H, W) in [0,1], H and W multiples of config.multiple; guide: (B, 2, H, W) or None."""
@@ -114,11 +124,19 @@ class DesampleNet(nn.Module):
         for j, (up, dec) in enumerate(zip(self.up, self.dec, strict=True)):
             h = dec(up(h) + skips[-2 - j])
         mask_logits = self.mask_head(h)
-        lr = x + self.lr_head(h)  # (B, 3, H, W): input plus the learned correction
+        r = self.removal_head(h)
+        matte = torch.sigmoid(r[:, :1])
+        color = torch.sigmoid(r[:, 1:4])
+        cfg = self.config
+        a = matte.clamp(max=cfg.opaque_to)
+        see_through = (x - a * color) / (1.0 - a)  # the exact inverse of the blend
+        fill = x + r[:, 4:7]
+        g = ((matte - cfg.opaque_from) / (cfg.opaque_to - cfg.opaque_from)).clamp(0, 1)
+        lr = (1 - g) * see_through + g * fill + r[:, 7:10]  # (B, 3, H, W)
         feat = self.sr_body(self.sr_in(torch.cat([h, f0], dim=1)))
         base = F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
         sr = base + self.sr_out(feat)  # (B, 3, sH, sW)
-        return NetOutput(sr=sr, lr=lr, mask_logits=mask_logits)
+        return NetOutput(sr=sr, lr=lr, mask_logits=mask_logits, matte=matte, color=color)
 
 
 def count_parameters(model: nn.Module) -> int:

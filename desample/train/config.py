@@ -31,10 +31,12 @@ class TrainConfig:
     late_after: int = 20_000
     lr: float = 3e-4
     warmup: int = 200
+    clip: float = 1.0  # gradient-norm clipping (logged as grad_norm)
     ema: float = 0.999
     stamp_weight: float = 4.0  # extra L1 weight inside the stamp
     lr_loss: float = 0.5  # weight of the LR-output L1
     mask_loss: float = 0.1  # weight of the mask BCE + dice
+    matte_loss: float = 0.5  # weight of the matte L1 (+ half as much colour L1 where the stamp is)
     guide_prob: float = 0.3  # how often the true matte/mask is given as guide
     pool: int = 48  # previews kept in memory for cropping
     refresh: int = 3  # previews replaced per step

@@ -58,8 +58,12 @@ def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) ->
     p = torch.sigmoid(out.mask_logits)
     bce = F.binary_cross_entropy_with_logits(out.mask_logits, mask)
     dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
-    total = l_hr + cfg.lr_loss * l_lr + cfg.mask_loss * (bce + dice)
-    return {"loss": total, "l1_hr": l_hr, "l1_lr": l_lr, "bce": bce, "dice": dice}
+    # The matte and colour drive the exact inverse blend: supervise them directly.
+    l_matte = (w_lr * (out.matte - batch["alpha"]).abs()).mean()
+    a = batch["alpha"]
+    l_color = (a * (out.color - batch["color"]).abs()).sum() / (3 * a.sum() + 1e-6)
+    total = l_hr + cfg.lr_loss * l_lr + cfg.mask_loss * (bce + dice) + cfg.matte_loss * (l_matte + 0.5 * l_color)
+    return {"loss": total, "l1_hr": l_hr, "l1_lr": l_lr, "bce": bce, "dice": dice, "matte": l_matte, "color": l_color}
 
 
 def _atomic_save(obj, path: Path) -> None:
@@ -131,6 +135,12 @@ def train(cfg: TrainConfig) -> None:
 
     sampler = CropSampler(pictures, rng, scale=model.config.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob)
     log = open(out / "log.jsonl", "a")
+    try:  # TensorBoard when installed (pip install tensorboard); log.jsonl always
+        from torch.utils.tensorboard import SummaryWriter
+
+        board = SummaryWriter(str(out / "tb"))
+    except ImportError:
+        board = None
     scale = model.config.scale
     start_step = step
 
@@ -149,7 +159,7 @@ def train(cfg: TrainConfig) -> None:
         patch = cfg.patch_late if step >= cfg.late_after else cfg.patch
         sampler.refresh(cfg.refresh)
         batch = {k: torch.from_numpy(v) for k, v in sampler.batch(cfg.batch, patch).items()}
-        if step - start_step < cfg.warmup:
+        if state is None and step - start_step < cfg.warmup:  # a resumed optimiser needs no warm-up
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * (step - start_step + 1) / cfg.warmup
         model.train()
@@ -157,7 +167,7 @@ def train(cfg: TrainConfig) -> None:
         parts = losses(out_, batch, cfg, scale)
         opt.zero_grad(set_to_none=True)
         parts["loss"].backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
         opt.step()
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
@@ -174,11 +184,17 @@ def train(cfg: TrainConfig) -> None:
             log.write(json.dumps({"step": step, "samples": samples, "wall": round(wall, 1), "threads": threads,
                                   **{k: round(v, 5) for k, v in running.items()}}) + "\n")
             log.flush()
+            if board:
+                for k, v in running.items():
+                    board.add_scalar(f"train/{k}", v, step)
         if step % cfg.ckpt_every == 0:
             checkpoint()
         if step % cfg.val_every == 0 or step == cfg.steps:
             metrics = evaluate(ema, val_set, scale)
             record = {"step": step, "samples": samples, "train_seconds": round(wall, 1), "val": metrics}
+            if board:
+                for k, v in metrics.items():
+                    board.add_scalar(f"val/{k}", v, step)
             log.write(json.dumps(record) + "\n")
             log.flush()
             gain = metrics["psnr"] - metrics["bicubic_psnr"]
