@@ -28,3 +28,9 @@ def tiny_weights(tmp_path_factory) -> str:
 @pytest.fixture()
 def rng():
     return np.random.default_rng(0)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_thread():
+    # Test tensors are tiny: one thread avoids start-up costs and fighting a training job for the cores.
+    torch.set_num_threads(1)

@@ -99,3 +99,25 @@ def test_restore_scales_and_alpha():
         assert res.alpha.shape == (37 * scale, 51 * scale)
         assert 0 <= res.rgb.min() and res.rgb.max() <= 1
         assert res.mask.shape == (37, 51)
+
+
+def test_restore_tiny_and_tiled_pictures():
+    model = randomised(DesampleNet(TINY))
+    for h, w in ((1, 1), (3, 5), (9, 130)):
+        rgb = np.random.default_rng(h).random((h, w, 3)).astype(np.float32)
+        assert restore(rgb, model, scale=2).rgb.shape == (2 * h, 2 * w, 3)
+    rgb = np.random.default_rng(0).random((100, 140, 3)).astype(np.float32)
+    whole = restore(rgb, model, tile=512).rgb
+    tiled = restore(rgb, model, tile=64).rgb
+    assert np.abs(whole - tiled).mean() < 2e-3
+
+
+def test_restore_rejects_bad_arguments():
+    import pytest
+
+    model = randomised(DesampleNet(TINY))
+    rgb = np.zeros((8, 8, 3), np.float32)
+    with pytest.raises(ValueError, match="scale"):
+        restore(rgb, model, scale=3)
+    with pytest.raises(ValueError, match="mask"):
+        restore(rgb, model, mask=np.zeros((4, 4), np.float32))
