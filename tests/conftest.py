@@ -30,7 +30,7 @@ def rng():
     return np.random.default_rng(0)
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True)
 def _one_thread():
     # Test tensors are tiny: one thread avoids start-up costs and fighting a training job for the cores.
     torch.set_num_threads(1)

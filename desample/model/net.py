@@ -5,7 +5,7 @@ Design (why): a CPU has little compute, so every layer runs at the low resolutio
   SAMPLE word: it predicts the stamp mask (auxiliary, supervised head) and a clean LR picture.
 - The clean LR picture follows how stamps are made, J = a*W + (1-a)*I: the net predicts the matte
   a and colour W (both supervised) and inverts the blend, I = (J - a*W) / (1 - a), where the stamp
-  is see-through; where it is nearly opaque (a > 0.5 .. 0.9) a painted "fill" takes over. A last
+  is see-through; where it is nearly opaque (a > 0.5 .. 0.8) a painted "fill" takes over. A last
   residual cleans JPEG noise. Learning a matte is much easier than learning the inversion.
 - The enlargement has its own path: features of the U-Net and of the first layer go through a
   residual block and a pixel shuffle to a 2x residual added to the bicubic enlargement of the
@@ -33,7 +33,7 @@ class NetConfig:
     sr_blocks: int = 1
     guide_channels: int = 2  # (matte or mask, "guide given" flag)
     opaque_from: float = 0.5  # matte where the painted fill starts to replace the inverse blend
-    opaque_to: float = 0.9  # ... and fully replaces it (the inversion amplifies noise by 1/(1-a))
+    opaque_to: float = 0.8  # ... and fully replaces it (the inversion amplifies noise by 1/(1-a))
 
     @property
     def multiple(self) -> int:
@@ -107,7 +107,9 @@ class DesampleNet(nn.Module):
             nn.init.zeros_(conv.weight)
             nn.init.zeros_(conv.bias)
         with torch.no_grad():
-            self.removal_head.bias[0] = -8.0  # matte ~0: the untrained net leaves the picture as it is
+            # Matte ~0.02: the untrained net almost leaves the picture as it is. Not lower: a saturated
+            # sigmoid barely learns (a -8 start had moved by 0.08 after 750 steps).
+            self.removal_head.bias[0] = -4.0
 
     def forward(self, x: torch.Tensor, guide: torch.Tensor | None = None) -> NetOutput:
         """x: (B, 3, H, W) in [0,1], H and W multiples of config.multiple; guide: (B, 2, H, W) or None."""
