@@ -38,7 +38,14 @@ def _output_paths(pairs: list[tuple[Path, Path]], output: Path) -> list[Path]:
     single_file = len(pairs) == 1 and pairs[0][1] == Path(pairs[0][0].name) and not output.is_dir() and output.suffix
     if single_file:
         return [output]
-    return [output / rel.with_suffix(".png") for _, rel in pairs]
+    outs, seen = [], set()
+    for _, rel in pairs:
+        out = output / rel.with_suffix(".png")
+        if out in seen:  # a.jpg and a.png side by side: keep both, the second as a.png.png / a.jpg.png
+            out = output / rel.with_name(rel.name + ".png")
+        seen.add(out)
+        outs.append(out)
+    return outs
 
 
 def cmd_clean(args) -> int:

@@ -86,3 +86,13 @@ def test_glob_and_mask(tiny_weights, pictures, tmp_path):
 def test_missing_input_is_a_clear_error(tiny_weights, tmp_path, capsys):
     assert _run(["clean", str(tmp_path / "nope.png"), "-o", str(tmp_path / "o.png"), "--model", tiny_weights]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_same_stem_in_one_folder_keeps_both(tiny_weights, tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    anime_picture(20, 20, seed=1).save(src / "a.jpg")
+    anime_picture(20, 20, seed=2).save(src / "a.png")
+    out = tmp_path / "out"
+    assert _run(["clean", str(src), "-o", str(out), "--model", tiny_weights, "-q"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.png.png"]
