@@ -145,6 +145,28 @@ def cmd_bench(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    import numpy as np
+
+    from .data.procedural import anime_picture
+    from .engine.onnx_export import export_onnx, max_difference
+    from .model.weights import load_weights
+
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        print("error: ONNX export needs the extra: pip install -e '.[onnx]'", file=sys.stderr)
+        return 2
+    model = load_weights(args.model)
+    path = export_onnx(model, args.output)
+    checks = [np.random.default_rng(0).random((72, 96, 3)).astype(np.float32),
+              np.asarray(anime_picture(233, 330, seed=1), np.float32) / 255.0]
+    diff = max_difference(model, path, checks)
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB); max |ONNX Runtime - PyTorch| = {diff:.2e}")
+    return 0 if diff < 1e-3 else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="desample", description="Remove SAMPLE watermarks from anime pictures and enlarge them 2x/4x.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -182,6 +204,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=0, help="CPU threads for every method; 0 = all cores")
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (one subprocess per method)")
     b.set_defaults(func=cmd_bench)
+    e = sub.add_parser("export", help="write the model as ONNX and check it against PyTorch", formatter_class=fmt)
+    e.add_argument("-o", "--output", default="weights/default.onnx", help="ONNX file")
+    e.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
+    e.set_defaults(func=cmd_export)
     return parser
 
 

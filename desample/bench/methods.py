@@ -116,7 +116,7 @@ def build_methods(model, names: list[str] | None, threads: int) -> list[Method]:
     # References without any stamp: super-resolution quality alone.
     methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, model).rgb, "clean", "no stamp in the input"))
     methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, 2), "clean", "no stamp in the input"))
-    for name in ("waifu2x_upconv7", "realcugan"):
+    for name in ("waifu2x_upconv7", "realcugan", "realesrgan_animev3"):
         if name in peers:
             methods.append(Method(f"{name}@clean", (lambda f: lambda c: f(c.clean_lr))(peers[name]), "clean", "no stamp in the input"))
     if names:
