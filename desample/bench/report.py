@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from ..core import bicubic
 from ..data.pairs import Preview
 from ..imageio import to_uint8
 from ..stamps.fonts import available_fonts, load_font
@@ -48,8 +47,8 @@ def _font(size):
 
 
 def crops_figure(cases: list[Preview], outputs: dict[str, list[np.ndarray]], path: Path, n: int = 3, crop: int = 160) -> None:
-    """Rows = pictures, columns = input (bicubic), each method, truth; crops centred on the stamp."""
-    names = ["input (bicubic)", *outputs.keys(), "truth"]
+    """Rows = pictures, columns = input, each method, truth; crops centred on the stamp."""
+    names = ["input (pixels 2x)", *outputs.keys(), "truth"]
     tiles = []
     for i in range(min(n, len(cases))):
         c = cases[i]
@@ -57,7 +56,8 @@ def crops_figure(cases: list[Preview], outputs: dict[str, list[np.ndarray]], pat
         cy, cx = (int(ys.mean()) * 2, int(xs.mean()) * 2) if len(ys) else (c.hr.shape[0] // 2, c.hr.shape[1] // 2)
         y0 = int(np.clip(cy - crop // 2, 0, max(0, c.hr.shape[0] - crop)))
         x0 = int(np.clip(cx - crop // 2, 0, max(0, c.hr.shape[1] - crop)))
-        row = [bicubic(c.stamped, 2), *[o[i] for o in outputs.values()], c.hr]
+        pixels = np.repeat(np.repeat(c.stamped, 2, axis=0), 2, axis=1)  # the input as it is, no interpolation
+        row = [pixels, *[o[i] for o in outputs.values()], c.hr]
         tiles.append([to_uint8(r[y0 : y0 + crop, x0 : x0 + crop]) for r in row])
     label_h = 18
     w = len(names) * (crop + 4)

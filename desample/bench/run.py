@@ -57,7 +57,19 @@ def _memory_child(method_name, model_path, case, threads, queue):
     model = load_weights(model_path)
     [method] = build_methods(model, [method_name], threads)
     method.run(case)
-    queue.put(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)  # kB -> MB on Linux
+    queue.put(_peak_rss_mb())
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. VmHWM belongs to the address space, so unlike ru_maxrss
+    it does not carry over the parent's peak through fork + exec (Linux keeps ru_maxrss across exec)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def peak_memory_mb(method_name: str, model_path: str | None, case: Preview, threads: int) -> float:
