@@ -167,6 +167,20 @@ def cmd_export(args) -> int:
     return 0 if diff < 1e-3 else 1
 
 
+def cmd_log(args) -> int:
+    from .train.log import curves, read_log, validation_table
+
+    train, val = read_log(args.run)
+    print(validation_table(val) if val else "no validation yet")
+    if train:
+        last = train[-1]
+        print(f"last step {last['step']}: loss {last['loss']:.4f}, {last['samples']:,} samples, {last['wall'] / 3600:.2f} h")
+    out = Path(args.run).expanduser() / "curves.png" if Path(args.run).expanduser().is_dir() else Path("curves.png")
+    curves(train, val, out)
+    print(f"wrote {out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="desample", description="Remove SAMPLE watermarks from anime pictures and enlarge them 2x/4x.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -204,6 +218,10 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--threads", type=int, default=0, help="CPU threads for every method; 0 = all cores")
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (one subprocess per method)")
     b.set_defaults(func=cmd_bench)
+    lg = sub.add_parser("log", help="show a training run's validation history (and draw curves.png)", formatter_class=fmt)
+    lg.add_argument("run", help="the run folder given to `desample train --out`")
+    lg.set_defaults(func=cmd_log)
+
     e = sub.add_parser("export", help="write the model as ONNX and check it against PyTorch", formatter_class=fmt)
     e.add_argument("-o", "--output", default="weights/default.onnx", help="ONNX file")
     e.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")

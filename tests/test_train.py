@@ -31,8 +31,13 @@ def test_train_validates_exports_and_resumes(tmp_path):
     assert ckpt["step"] == 5 and ckpt["samples"] == 10
     assert any(not torch.equal(first[k], ckpt["model"][k]) for k in first)
     assert (tmp_path / "run" / "train_config.json").exists()
-    lines = [json.loads(x) for x in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
-    assert any("val" in x for x in lines)
+    from desample.train.log import curves, read_log, validation_table
+
+    losses, val = read_log(tmp_path / "run")
+    assert [r["step"] for r in val] == [3, 5]  # every val_every steps and at the end, across the resume
+    assert "| 5 |" in validation_table(val)
+    curves(losses, val, tmp_path / "curves.png")
+    assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
 def test_config_file_and_unknown_options(tmp_path):
