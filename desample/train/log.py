@@ -70,7 +70,7 @@ def curves(train: list[dict], val: list[dict], path: Path, size=(720, 400)) -> N
             d.line(pts, fill=color, width=2)
         for p in pts if len(pts) < 60 else []:
             d.ellipse([p[0] - 2, p[1] - 2, p[0] + 2, p[1] + 2], fill=color)
-        d.text((m + 5 + 230 * k, 20), f"{name}: {ys[-1]:.3f} (range {y0:.2f}..{y1:.2f})", fill=color, font=f)
+        d.text((m, 4 + 14 * k), f"{name}: last {ys[-1]:.3f}, range {y0:.2f} .. {y1:.2f} (own scale)", fill=color, font=f)
     d.text((m, H - m + 8), f"step {x0}", fill=(0, 0, 0), font=f)
     d.text((W - m - 80, H - m + 8), f"step {x1}", fill=(0, 0, 0), font=f)
     img.save(path)
