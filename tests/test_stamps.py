@@ -28,7 +28,7 @@ def test_every_kind_stamps_with_an_exact_matte(kind):
     np.testing.assert_array_equal(stamp.mask, stamp.alpha > MASK_THRESHOLD)
 
 
-def test_over_is_associative_with_the_composite():
+def test_over_equals_stamping_twice():
     rng = np.random.default_rng(0)
     img = rng.random((4, 4, 3)).astype(np.float32)
     a1, c1 = rng.random((4, 4)).astype(np.float32), rng.random((4, 4, 3)).astype(np.float32)
