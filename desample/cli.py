@@ -10,6 +10,8 @@ from pathlib import Path
 
 from .data.sources import IMAGE_EXTENSIONS
 
+TILE = 512  # input pixels per tile side; see docs/speed.md for the measurement behind it
+
 
 def _expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
     """[(file, path relative to its root)] from files, folders (recursive) and globs."""
@@ -49,36 +51,42 @@ def _output_paths(pairs: list[tuple[Path, Path]], output: Path) -> list[Path]:
 
 
 def cmd_clean(args) -> int:
-    import torch
+    import numpy as np
     from tqdm import tqdm
 
     from .core import restore
+    from .engine.runtime import load_engine
     from .imageio import ImageLoadError, load_image, save_image
-    from .model.weights import load_weights
 
-    torch.set_num_threads(args.threads or os.cpu_count() or 1)
     pairs = _expand_inputs(args.inputs)
     if not pairs:
         print("no pictures found in the inputs", file=sys.stderr)
         return 2
     outputs = _output_paths(pairs, Path(args.output))
     inputs_resolved = {p.resolve() for p, _ in pairs}
-    model = load_weights(args.model)
+    engine = load_engine(args.model, args.engine, args.threads)
     user_mask = None
     if args.mask:
         user_mask, _ = load_image(args.mask)
         user_mask = user_mask.mean(axis=2)
+    known, offsets = _known_stamp(args, pairs, load_image)
     failed = 0
     bar = tqdm(list(zip(pairs, outputs, strict=True)), unit="picture", disable=len(pairs) < 2 or args.quiet)
     for (src, _), dst in bar:
         try:
             if dst.resolve() in inputs_resolved:
                 raise ValueError(f"output {dst} would overwrite an input; choose another -o")
-            rgb, alpha = load_image(src)
-            mask = None
+            rgb, alpha = load_image(src, as_uint8=True)
+            mask = stamp = None
             if user_mask is not None:
                 mask = _fit_mask(user_mask, rgb.shape[:2])
-            result = restore(rgb, model, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile)
+            if known is not None:
+                from .stamps.estimate import locate
+
+                offset = offsets.get(src) or locate(known, rgb)
+                stamp = known.placed(rgb.shape[:2], offset)
+            result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8, stamp=stamp)
+            del rgb
             save_image(dst, result.rgb, result.alpha)
             if not args.quiet:
                 size = f"{result.rgb.shape[1]}x{result.rgb.shape[0]}"
@@ -89,6 +97,46 @@ def cmd_clean(args) -> int:
     if failed:
         print(f"{failed} of {len(pairs)} picture(s) failed", file=sys.stderr)
         return 1
+    return 0
+
+
+def _known_stamp(args, pairs, load_image):
+    """(StampEstimate or None, {input: stamp offset}) from --stamp FILE or --shared."""
+    if args.stamp and args.shared:
+        raise ValueError("give --stamp or --shared, not both")
+    if args.mask and (args.stamp or args.shared):
+        raise ValueError("give --mask or a known stamp (--stamp/--shared), not both")
+    if args.stamp:
+        from .stamps.estimate import load_stamp
+
+        return load_stamp(args.stamp), {}
+    if not args.shared:
+        return None, {}
+    from .stamps.estimate import estimate_stamp
+
+    if len(pairs) < 2:
+        raise ValueError("--shared needs at least 2 pictures that share one stamp")
+    pictures = [load_image(src)[0] for src, _ in pairs]
+    est = estimate_stamp(pictures)
+    if not args.quiet:
+        print(f"estimated the shared stamp from {len(pictures)} pictures: {est.matte.shape[1]}x{est.matte.shape[0]}, "
+              f"{100 * (est.matte > 0.02).mean():.0f}% of its box covered")
+    return est, {src: off for (src, _), off in zip(pairs, est.offsets, strict=True)}
+
+
+def cmd_estimate(args) -> int:
+    from .imageio import load_image
+    from .stamps.estimate import estimate_stamp, save_stamp
+
+    pairs = _expand_inputs(args.inputs)
+    if len(pairs) < 2:
+        print("error: estimating a stamp needs at least 2 pictures that share it", file=sys.stderr)
+        return 2
+    est = estimate_stamp([load_image(src)[0] for src, _ in pairs], smooth=args.smooth)
+    save_stamp(args.output, est)
+    print(f"wrote {args.output}: stamp {est.matte.shape[1]}x{est.matte.shape[0]}, matte max {est.matte.max():.2f}")
+    for (src, _), (oy, ox) in zip(pairs, est.offsets, strict=True):
+        print(f"  {src}: stamp at x={ox}, y={oy}")
     return 0
 
 
@@ -117,22 +165,28 @@ def cmd_train(args) -> int:
 def cmd_bench(args) -> int:
     import shlex
 
+    if args.speed:
+        from .bench.speed import run_speed, speed_markdown
+
+        print(speed_markdown(run_speed(Path(args.output), args.threads or os.cpu_count() or 1, args.repeats)))
+        return 0
+
     import torch
 
     from .bench.methods import build_methods
     from .bench.report import crops_figure, markdown_table, speed_quality_plot
     from .bench.run import build_cases, detector_scores, run_bench, save_results
-    from .model.weights import load_weights
+    from .engine.runtime import load_engine
 
     threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
-    model = load_weights(args.model)
+    torch.set_num_threads(threads)  # bicubic and the PyTorch engine
+    engine = load_engine(args.model, args.engine, threads)
     cases = build_cases(args.images, args.limit, args.kinds_per_picture, args.all)
-    methods = build_methods(model, args.methods, threads)
+    methods = build_methods(engine, args.methods, threads)
     print(f"{len(cases)} previews, methods: {', '.join(m.name for m in methods)}")
-    results, outputs = run_bench(cases, methods, args.model, threads, memory=not args.no_memory)
+    results, outputs = run_bench(cases, methods, args.model, threads, memory=not args.no_memory, engine=args.engine)
     if any(m.name.startswith("desample") for m in methods):
-        results["detector"] = detector_scores(cases, model)
+        results["detector"] = detector_scores(cases, engine)
     out = Path(args.output)
     save_results(results, out)
     command = "desample bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
@@ -149,17 +203,19 @@ def cmd_export(args) -> int:
     import numpy as np
 
     from .data.procedural import anime_picture
-    from .engine.onnx_export import export_onnx, max_difference
+    from .engine.onnx_export import export_onnx, max_difference, release_info
+    from .engine.runtime import DEFAULT_ONNX, DEFAULT_SAFETENSORS
     from .model.weights import load_weights
 
     try:
         import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
-        print("error: ONNX export needs the extra: pip install -e '.[onnx]'", file=sys.stderr)
+        print("error: ONNX export needs the extra: pip install -e '.[train]'", file=sys.stderr)
         return 2
     model = load_weights(args.model)
-    path = export_onnx(model, args.output)
+    info = release_info(args.model or DEFAULT_SAFETENSORS)
+    path = export_onnx(model, args.output or DEFAULT_ONNX, info=info)
     checks = [np.random.default_rng(0).random((72, 96, 3)).astype(np.float32),
               np.asarray(anime_picture(233, 330, seed=1), np.float32) / 255.0]
     diff = max_difference(model, path, checks)
@@ -191,11 +247,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder (one PNG per input, same stem)")
     p.add_argument("--scale", type=int, default=2, choices=(1, 2, 4), help="enlargement; 1 = removal only")
     p.add_argument("--mask", help="a picture of the stamp's mask (white = stamp), used for every input")
-    p.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
-    p.add_argument("--tile", type=int, default=512, help="tile size in input pixels (memory is bounded by it)")
+    p.add_argument("--stamp", help="a known stamp (RGBA: colour + matte, from `desample estimate`), found in each picture")
+    p.add_argument("--shared", action="store_true", help="the inputs share one stamp: estimate it from all of them first")
+    p.add_argument("--model", default=None, help="model file: .onnx (ONNX Runtime) or .safetensors (PyTorch); default: the shipped model")
+    p.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"),
+                   help="auto: ONNX Runtime when installed (the plain install), else PyTorch")
+    p.add_argument("--tile", type=int, default=TILE, help="tile size in input pixels (memory is bounded by it)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = all cores")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_clean)
+
+    es = sub.add_parser("estimate", help="estimate the stamp several pictures share (RGBA file: colour + matte)", formatter_class=fmt)
+    es.add_argument("inputs", nargs="+", help="2 or more pictures (files, folders, globs) carrying the same stamp")
+    es.add_argument("-o", "--output", required=True, help="the stamp as an RGBA PNG")
+    es.add_argument("--smooth", type=int, default=2, help="radius of the edge-aware smoothing of the matte (0 = none)")
+    es.set_defaults(func=cmd_estimate)
 
     t = sub.add_parser("train", help="train the model on synthetic stamps over picture folders", formatter_class=fmt)
     t.add_argument("--config", help="TOML or JSON file of training options (flags override it)")
@@ -214,16 +280,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", nargs="+", help="method names (default: all available)")
     b.add_argument("--limit", type=int, help="at most this many pictures")
     b.add_argument("--kinds-per-picture", type=int, default=2, help="stamp kinds per picture (cycling over all kinds)")
-    b.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
+    b.add_argument("--model", default=None, help="model file (.onnx or .safetensors); default: the shipped model")
+    b.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"), help="engine for desample's methods")
     b.add_argument("--threads", type=int, default=0, help="CPU threads for every method; 0 = all cores")
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (one subprocess per method)")
+    b.add_argument("--speed", action="store_true", help="measure speed instead: latency, tiles, start-up, peak memory (GNU time)")
+    b.add_argument("--repeats", type=int, default=5, help="runs per speed number (the median is reported)")
     b.set_defaults(func=cmd_bench)
     lg = sub.add_parser("log", help="show a training run's validation history (and draw curves.png)", formatter_class=fmt)
     lg.add_argument("run", help="the run folder given to `desample train --out`")
     lg.set_defaults(func=cmd_log)
 
     e = sub.add_parser("export", help="write the model as ONNX and check it against PyTorch", formatter_class=fmt)
-    e.add_argument("-o", "--output", default="weights/default.onnx", help="ONNX file")
+    e.add_argument("-o", "--output", default=None, help="ONNX file; default: beside the shipped weights")
     e.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
     e.set_defaults(func=cmd_export)
     return parser

@@ -1,7 +1,8 @@
 """restore(): the one function the CLI, the web page, the benchmark and the tests call.
 
 Picture in, clean picture out: stamp detection and removal, JPEG noise reduction, 1x/2x/4x,
-alpha kept (enlarged separately), tiled so any size runs in bounded memory.
+alpha kept (enlarged separately), tiled so any size runs in bounded memory. It runs on any
+engine (ONNX Runtime by default, or a PyTorch model) and needs no torch itself.
 """
 
 from __future__ import annotations
@@ -9,20 +10,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
+from .engine.runtime import Engine, as_engine
 from .engine.tiling import run_tiled
-from .model.net import DesampleNet
 
 SCALES = (1, 2, 4)
+UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above, noise x1/(1-a) is too much
 
 
 @dataclass
 class RestoreResult:
-    rgb: np.ndarray  # (sH, sW, 3) float32 in [0,1]
-    alpha: np.ndarray | None  # (sH, sW) float32 or None
+    rgb: np.ndarray  # (sH, sW, 3): float32 in [0,1], or uint8 when asked for
+    alpha: np.ndarray | None  # (sH, sW) float32 in [0,1] or None
     mask: np.ndarray  # (H, W) float32 in [0,1]: the detected (or given) stamp at input size
 
     @property
@@ -31,28 +31,43 @@ class RestoreResult:
         return float((self.mask > 0.5).mean())
 
 
-def _guide(mask: np.ndarray | None, h: int, w: int) -> torch.Tensor:
-    """(1, 2, h, w): the known matte/mask and a "guide given" flag; zeros when nothing is known."""
-    g = torch.zeros(1, 2, h, w)
-    if mask is not None:
-        if mask.shape != (h, w):
-            raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the picture is {w}x{h}")
-        g[0, 0] = torch.from_numpy(np.clip(mask, 0, 1).astype(np.float32))
-        g[0, 1] = 1.0
-    return g
+def as_float(rgb: np.ndarray) -> np.ndarray:
+    """float32 in [0,1] from uint8 or any float picture."""
+    return rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32, copy=False)
 
 
-def _run(model: DesampleNet, rgb: np.ndarray, guide: torch.Tensor, tile: int) -> tuple[torch.Tensor, ...]:
-    """One pass of the network, tiled: (sr, lr, mask) for an (H, W, 3) picture."""
-    cfg = model.config
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].float()
+def _pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, out: np.ndarray | None,
+          lr_out: np.ndarray | None, mask_out: np.ndarray | None, no_stamp: bool = False) -> None:
+    """One tiled pass of the network over rgb (H, W, 3).
 
-    def fn(t):
-        out = model(t[:, :3], t[:, 3:])
-        return out.sr, out.lr, torch.sigmoid(out.mask_logits)
+    mask: a known matte/mask, or None (blind); no_stamp: tell the model there is none (guide given, all zero).
+    """
+    x = rgb if mask is None else np.concatenate([as_float(rgb), mask[..., None]], axis=2)
 
-    sr, lr, mask = run_tiled(fn, torch.cat([x, guide], 1), scales=(cfg.scale, 1, 1), multiple=cfg.multiple, border=cfg.border, tile=tile)
-    return sr, lr, mask
+    def fn(t: np.ndarray):
+        # The guide: the known matte and a "guide given" flag; zeros when nothing is known.
+        guide = np.zeros((t.shape[0], engine.guide_channels, *t.shape[2:]), np.float32)
+        if mask is not None:
+            guide[:, 0] = t[:, 3]
+        if mask is not None or no_stamp:
+            guide[:, 1] = 1.0
+        return engine(np.ascontiguousarray(t[:, :3]), guide)
+
+    run_tiled(fn, x, (engine.scale, 1, 1), (out, lr_out, mask_out), engine.multiple, engine.border, tile)
+
+
+def unblend(rgb: np.ndarray, matte: np.ndarray, color: np.ndarray, opaque: float = UNBLEND_UP_TO) -> tuple[np.ndarray, np.ndarray]:
+    """Invert J = a*W + (1-a)*I where the stamp is see-through (a < opaque).
+
+    Returns the picture with the see-through part of the stamp removed, and the matte of what is
+    left (the opaque part, for the network to paint).
+    """
+    a = np.clip(matte, 0, 1)[..., None].astype(np.float32)
+    see_through = a < opaque
+    rgb = as_float(rgb)
+    inverted = (rgb - a * color) / np.maximum(1 - a, 1e-3)
+    out = np.where(see_through, np.clip(inverted, 0, 1), rgb)
+    return out.astype(np.float32), np.where(see_through[..., 0], 0, matte).astype(np.float32)
 
 
 def _enlarge_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -60,45 +75,70 @@ def _enlarge_alpha(alpha: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.clip(np.asarray(im, np.float32), 0, 1)
 
 
-@torch.inference_mode()
 def restore(
     rgb: np.ndarray,
-    model: DesampleNet,
+    engine,
     scale: int = 2,
     alpha: np.ndarray | None = None,
     mask: np.ndarray | None = None,
     tile: int = 512,
+    dtype=np.float32,
+    stamp: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> RestoreResult:
-    """Remove the stamp from rgb (H, W, 3) float32 in [0,1] and enlarge it by `scale` (1, 2 or 4).
+    """Remove the stamp from rgb (H, W, 3), float32 in [0,1] or uint8, and enlarge it by `scale` (1, 2 or 4).
 
-    mask: optional (H, W) matte or mask of the stamp in [0,1], e.g. drawn by the user.
+    engine: from `load_engine()`, or a DesampleNet. mask: optional (H, W) matte or mask of the
+    stamp in [0,1], e.g. drawn by the user. dtype: np.float32 or np.uint8 (4x less memory) output.
+    stamp: a known (matte (H, W), colour (H, W, 3)), e.g. estimated from pictures sharing it: it is
+    inverted exactly where see-through, and the network, told where the rest is, paints the opaque part.
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, not {scale}")
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise ValueError(f"expected an (H, W, 3) picture, got shape {rgb.shape}")
-    if model.config.scale != 2:
+    if rgb.dtype != np.uint8:
+        rgb = rgb.astype(np.float32, copy=False)
+    if np.dtype(dtype) not in (np.float32, np.uint8):
+        raise ValueError(f"dtype must be float32 or uint8, not {dtype}")
+    engine = as_engine(engine)
+    if engine.scale != 2:
         raise ValueError("restore() expects a 2x model")
-    model.eval()
     h, w = rgb.shape[:2]
-    sr, lr, found = _run(model, rgb, _guide(mask, h, w), tile)
+    if mask is not None:
+        if mask.shape != (h, w):
+            raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the picture is {w}x{h}")
+        mask = np.clip(mask, 0, 1).astype(np.float32)
+    if stamp is not None:
+        if mask is not None:
+            raise ValueError("give either a mask or a known stamp, not both")
+        matte, color = stamp
+        if matte.shape != (h, w) or color.shape != (h, w, 3):
+            raise ValueError(f"the stamp is {matte.shape[1]}x{matte.shape[0]} but the picture is {w}x{h}")
+        rgb, mask = unblend(rgb, matte, color)
+    found = np.zeros((h, w), np.float32)
+    first_scale = 1 if scale == 1 else 2
+    first = np.empty((h * first_scale, w * first_scale, 3), dtype)
     if scale == 1:
-        out = lr
-    elif scale == 2:
-        out = sr
+        _pass(engine, rgb, mask, tile, None, first, found)
     else:
+        _pass(engine, rgb, mask, tile, first, None, found)
+    result = first
+    if scale == 4:
         # 4x = 2x twice; the second pass is told "there is no stamp" (guide given, all zero).
-        first = sr.clamp(0, 1)[0].permute(1, 2, 0).numpy()
-        out, _, _ = _run(model, first, _guide(np.zeros(first.shape[:2], np.float32), *first.shape[:2]), tile)
-    result = out.clamp(0, 1)[0].permute(1, 2, 0).numpy()
+        result = np.empty((h * 4, w * 4, 3), dtype)
+        _pass(engine, first, None, tile, result, None, None, no_stamp=True)
+        del first
     big_alpha = None
     if alpha is not None:
         big_alpha = alpha if scale == 1 else _enlarge_alpha(alpha, (result.shape[1], result.shape[0]))
-    return RestoreResult(rgb=np.ascontiguousarray(result), alpha=big_alpha, mask=found[0, 0].numpy())
+    return RestoreResult(rgb=result, alpha=big_alpha, mask=found)
 
 
 def bicubic(rgb: np.ndarray, scale: int) -> np.ndarray:
     """Bicubic enlargement (PyTorch's kernel, as the model's own base), the baseline to beat."""
+    import torch
+    import torch.nn.functional as F
+
     x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].float()
     y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
     return y[0].permute(1, 2, 0).numpy()

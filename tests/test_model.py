@@ -59,36 +59,64 @@ def test_clean_state_dict_strips_wrappers():
     assert set(clean_state_dict(sd)) == {"head.weight", "head.bias"}
 
 
+def _tiled(fn, x, scales, multiple, border, **kw):
+    """run_tiled over an (H, W, C) array into fresh float32 outputs."""
+    h, w, _ = x.shape
+    probe = fn(np.ascontiguousarray(x[:multiple, :multiple].transpose(2, 0, 1)[None]))
+    outs = [np.zeros((s * h, s * w, p.shape[1]), np.float32) for s, p in zip(scales, probe, strict=True)]
+    run_tiled(fn, x, scales, outs, multiple, border, **kw)
+    return outs
+
+
 def test_tiled_equals_untiled():
     model = randomised(DesampleNet(TINY), seed=3)
     cfg = model.config
-    x = torch.rand(1, 3, 70, 90)
 
     def fn(t):
-        out = model(t[:, :3], t[:, 3:])
-        return out.sr, out.lr
+        with torch.no_grad():
+            out = model(torch.from_numpy(t[:, :3]), torch.from_numpy(t[:, 3:]))
+        return out.sr.numpy(), out.lr.numpy()
 
-    inp = torch.cat([x, torch.zeros(1, 2, 70, 90)], 1)
-    whole = run_tiled(fn, inp, (2, 1), cfg.multiple, cfg.border, tile=256)
-    tiled = run_tiled(fn, inp, (2, 1), cfg.multiple, cfg.border, tile=48, overlap=8, batch=3)
-    assert whole[0].shape == (1, 3, 140, 180) and tiled[1].shape == (1, 3, 70, 90)
+    x = np.concatenate([np.random.default_rng(0).random((70, 90, 3)), np.zeros((70, 90, 2))], 2).astype(np.float32)
+    whole = _tiled(fn, x, (2, 1), cfg.multiple, cfg.border, tile=256)
+    tiled = _tiled(fn, x, (2, 1), cfg.multiple, cfg.border, tile=48, overlap=8, batch=3)
+    assert whole[0].shape == (140, 180, 3) and tiled[1].shape == (70, 90, 3)
     # Tiles see `border` px of context; the U-Net's far field beyond it makes small differences.
-    assert (whole[0] - tiled[0]).abs().max() < 5e-2
-    assert (whole[0] - tiled[0]).abs().mean() < 1e-3
+    assert np.abs(whole[0] - tiled[0]).max() < 5e-2
+    assert np.abs(whole[0] - tiled[0]).mean() < 1e-3
+
+
+def _box3(t: np.ndarray) -> np.ndarray:
+    p = np.pad(t, ((0, 0), (0, 0), (1, 1), (1, 1)), mode="edge")
+    h, w = t.shape[2:]
+    return sum(p[:, :, i : i + h, j : j + w] for i in range(3) for j in range(3)) / 9.0
 
 
 def test_tiling_is_exact_for_a_local_operator():
     # Receptive field of 1 px < border: every blended tile holds the exact values, seams included.
     def fn(t):
-        local = F.avg_pool2d(t, 3, stride=1, padding=1)
-        return (F.interpolate(local, scale_factor=2, mode="nearest") * 2.0, local)
+        local = _box3(t)
+        return local.repeat(2, axis=2).repeat(2, axis=3) * 0.5, local
 
-    x = torch.rand(1, 3, 61, 83)
-    whole = fn(x)
-    tiled = run_tiled(fn, x, (2, 1), multiple=8, border=8, tile=32, overlap=8, batch=2)
+    x = np.random.default_rng(1).random((61, 83, 3)).astype(np.float32)
+    whole = [o[0].transpose(1, 2, 0) for o in fn(x.transpose(2, 0, 1)[None])]
+    tiled = _tiled(fn, x, (2, 1), multiple=8, border=8, tile=32, overlap=8, batch=2)
     for a, b in zip(whole, tiled, strict=True):
-        inner = (slice(None), slice(None), slice(2, -2), slice(2, -2))  # the picture's own edge is padded differently
-        torch.testing.assert_close(a[inner], b[inner], atol=1e-5, rtol=1e-5)
+        inner = (slice(2, -2), slice(2, -2))  # the picture's own edge is padded differently
+        np.testing.assert_allclose(a[inner], b[inner], atol=1e-5)
+
+
+def test_tiling_writes_uint8_and_one_channel_outputs():
+    x = np.random.default_rng(2).random((45, 70, 3)).astype(np.float32)
+    rgb8 = np.zeros((90, 140, 3), np.uint8)
+    grey = np.zeros((45, 70), np.float32)
+    run_tiled(lambda t: (t.repeat(2, axis=2).repeat(2, axis=3), t[:, :1]), x, (2, 1), (rgb8, grey), 8, 8, tile=32)
+    np.testing.assert_array_equal(rgb8, (x.repeat(2, 0).repeat(2, 1) * 255 + 0.5).astype(np.uint8))
+    np.testing.assert_allclose(grey, x[..., 0], atol=1e-6)
+    # uint8 input is read as /255
+    x8 = (x * 255).astype(np.uint8)
+    run_tiled(lambda t: (t.repeat(2, axis=2).repeat(2, axis=3), t[:, :1]), x8, (2, 1), (None, grey), 8, 8, tile=32)
+    np.testing.assert_allclose(grey, x8[..., 0] / 255.0, atol=1e-6)
 
 
 def test_restore_scales_and_alpha():
@@ -123,3 +151,12 @@ def test_restore_rejects_bad_arguments():
         restore(rgb, model, scale=3)
     with pytest.raises(ValueError, match="mask"):
         restore(rgb, model, mask=np.zeros((4, 4), np.float32))
+
+
+def test_bicubic_module_is_pytorch_bicubic():
+    from desample.model.net import Bicubic
+
+    for scale in (2, 4):
+        x = torch.rand(2, 3, 13, 21)
+        want = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
+        torch.testing.assert_close(Bicubic(scale)(x), want, atol=1e-5, rtol=0)

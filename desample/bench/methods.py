@@ -96,13 +96,14 @@ def inpaint_telea(lr: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(out, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
-def build_methods(model, names: list[str] | None, threads: int) -> list[Method]:
-    """Methods by name (None = every available one), in report order."""
+def build_methods(engine, names: list[str] | None, threads: int) -> list[Method]:
+    """Methods by name (None = every available one), in report order; desample runs on `engine`."""
     peers = peer_methods(threads)
+    kind = type(engine).__name__.replace("Engine", "")
     methods = [
-        Method("desample", lambda c: restore(c.stamped, model).rgb, "stamped", "blind"),
-        Method("desample_mask", lambda c: restore(c.stamped, model, mask=c.mask.astype(np.float32)).rgb, "stamped",
-               "true mask given (--mask)"),
+        Method("desample", lambda c: restore(c.stamped, engine).rgb, "stamped", f"blind; {kind}"),
+        Method("desample_mask", lambda c: restore(c.stamped, engine, mask=c.mask.astype(np.float32)).rgb, "stamped",
+               f"true mask given (--mask); {kind}"),
         Method("bicubic", lambda c: bicubic(c.stamped, 2), "stamped"),
     ]
     for name, fn in peers.items():
@@ -114,7 +115,7 @@ def build_methods(model, names: list[str] | None, threads: int) -> list[Method]:
             methods.append(Method("telea_truemask+realcugan", lambda c: peers["realcugan"](inpaint_telea(c.stamped, c.mask)),
                                   "stamped", "two-stage: OpenCV Telea inpainting with the TRUE mask, then Real-CUGAN 2x"))
     # References without any stamp: super-resolution quality alone.
-    methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, model).rgb, "clean", "no stamp in the input"))
+    methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, engine).rgb, "clean", "no stamp in the input"))
     methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, 2), "clean", "no stamp in the input"))
     for name in ("waifu2x_upconv7", "realcugan", "realesrgan_animev3"):
         if name in peers:

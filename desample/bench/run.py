@@ -21,7 +21,6 @@ from ..data.pairs import Preview
 from ..data.procedural import anime_picture
 from ..data.sources import list_pictures, split_holdout
 from ..metrics import mask_f1, mask_iou, picture_metrics
-from ..train.loop import load_pictures
 from ..train.validation import build_validation_set
 
 METRICS = ("psnr", "psnr_y", "ssim", "psnr_in", "psnr_out")
@@ -29,6 +28,8 @@ METRICS = ("psnr", "psnr_y", "ssim", "psnr_in", "psnr_out")
 
 def build_cases(images: str | None, limit: int | None, kinds_per_picture: int, use_all: bool = False) -> list[Preview]:
     if images:
+        from ..train.loop import load_pictures
+
         files = list_pictures(images)
         if not use_all:
             _, files = split_holdout(files)
@@ -47,15 +48,12 @@ def _mean(values):
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def _memory_child(method_name, model_path, case, threads, queue):
-    import torch
-
-    from ..model.weights import load_weights
+def _memory_child(method_name, model_path, engine_name, case, threads, queue):
+    from ..engine.runtime import load_engine
     from .methods import build_methods
 
-    torch.set_num_threads(threads)
-    model = load_weights(model_path)
-    [method] = build_methods(model, [method_name], threads)
+    engine = load_engine(model_path, engine_name, threads)
+    [method] = build_methods(engine, [method_name], threads)
     method.run(case)
     queue.put(_peak_rss_mb())
 
@@ -72,18 +70,18 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def peak_memory_mb(method_name: str, model_path: str | None, case: Preview, threads: int) -> float:
+def peak_memory_mb(method_name: str, model_path: str | None, engine: str, case: Preview, threads: int) -> float:
     """Peak RSS of a fresh process that loads the method and runs it on one case (MB)."""
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=_memory_child, args=(method_name, model_path, case, threads, q))
+    p = ctx.Process(target=_memory_child, args=(method_name, model_path, engine, case, threads, q))
     p.start()
     p.join(600)
     return float(q.get()) if p.exitcode == 0 and not q.empty() else float("nan")
 
 
 def run_bench(cases: list[Preview], methods, model_path: str | None, threads: int, memory: bool = True, keep: int = 3,
-              log=print) -> tuple[dict, dict[str, list[np.ndarray]]]:
+              log=print, engine: str = "auto") -> tuple[dict, dict[str, list[np.ndarray]]]:
     """(results, outputs of each method on the first `keep` cases, for the crops figure)."""
     per_case = []
     summary = {}
@@ -106,7 +104,7 @@ def run_bench(cases: list[Preview], methods, model_path: str | None, threads: in
         s["input"], s["note"] = m.input, m.note
         if memory:
             biggest = max(cases, key=lambda c: c.stamped.shape[0] * c.stamped.shape[1])
-            s["peak_rss_mb"] = peak_memory_mb(m.name, model_path, biggest, threads)
+            s["peak_rss_mb"] = peak_memory_mb(m.name, model_path, engine, biggest, threads)
         summary[m.name] = s
         per_case += rows
         log(f"{m.name:28s} PSNR {s['psnr']:6.2f}  in {s['psnr_in']:6.2f}  out {s['psnr_out']:6.2f}  "
@@ -121,12 +119,12 @@ def run_bench(cases: list[Preview], methods, model_path: str | None, threads: in
     return results, kept
 
 
-def detector_scores(cases: list[Preview], model) -> dict[str, float]:
+def detector_scores(cases: list[Preview], engine) -> dict[str, float]:
     from ..core import restore
 
     ious, f1s = [], []
     for c in cases:
-        found = restore(c.stamped, model).mask > 0.5
+        found = restore(c.stamped, engine).mask > 0.5
         ious.append(mask_iou(found, c.mask))
         f1s.append(mask_f1(found, c.mask))
     return {"mask_iou": float(np.mean(ious)), "mask_f1": float(np.mean(f1s))}

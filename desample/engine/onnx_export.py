@@ -1,6 +1,6 @@
 """Export the model to ONNX (dynamic batch, height, width) and check it against PyTorch.
 
-    desample export -o weights/default.onnx
+    desample export -o desample/weights/default.onnx
 
 Inputs: `x` (B, 3, H, W) in [0,1] and `guide` (B, 2, H, W), H and W multiples of the model's
 `multiple`; outputs: `sr` (B, 3, sH, sW), `lr` (B, 3, H, W), `mask` (B, 1, H, W) after the sigmoid.
@@ -29,8 +29,14 @@ class _ExportWrapper(nn.Module):
         return out.sr, out.lr, torch.sigmoid(out.mask_logits)
 
 
-def export_onnx(model: DesampleNet, path: str | os.PathLike, opset: int = 17) -> Path:
-    """Write the ONNX file atomically and validate it with onnx.checker."""
+def export_onnx(model: DesampleNet, path: str | os.PathLike, opset: int = 17, info: dict | None = None) -> Path:
+    """Write the ONNX file atomically and validate it with onnx.checker.
+
+    The net's config (and `info`, e.g. the training step and validation numbers) go into the
+    file's metadata, so ONNX Runtime alone knows the model's scale, padding and guide channels.
+    """
+    import json
+
     import onnx
 
     path = Path(path)
@@ -46,7 +52,13 @@ def export_onnx(model: DesampleNet, path: str | os.PathLike, opset: int = 17) ->
         input_names=["x", "guide"], output_names=["sr", "lr", "mask"],
         dynamic_axes={"x": axes, "guide": axes, "sr": axes, "lr": axes, "mask": axes},
     )
-    onnx.checker.check_model(onnx.load(str(tmp)))
+    proto = onnx.load(str(tmp))
+    config = {**model.config.to_dict(), "multiple": model.config.multiple, "border": model.config.border}
+    for key, value in (("config", config), ("info", info or {})):
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, json.dumps(value)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(tmp))
     os.replace(tmp, path)
     return path
 
@@ -68,3 +80,26 @@ def max_difference(model: DesampleNet, onnx_path: str | os.PathLike, inputs: lis
         for a, b in zip(ort_out, pt_out, strict=True):
             worst = max(worst, float(np.abs(a - b.numpy()).max()))
     return worst
+
+
+def release_info(weights: str | os.PathLike) -> dict:
+    """The training facts from the weights' JSON sidecar worth carrying into the ONNX metadata."""
+    import json
+
+    sidecar = Path(weights).with_suffix(".json")
+    info = json.loads(sidecar.read_text()) if sidecar.exists() else {}
+    return {k: v for k, v in info.items() if k in ("step", "samples", "train_seconds", "val")}
+
+
+def export_beside(weights: str | os.PathLike) -> Path | None:
+    """Write `weights` (.safetensors) as .onnx beside it, from the same fp16-rounded values.
+
+    Returns the ONNX path, or None when the onnx package is not installed.
+    """
+    try:
+        import onnx  # noqa: F401
+    except ImportError:
+        return None
+    from ..model.weights import load_weights
+
+    return export_onnx(load_weights(weights), Path(weights).with_suffix(".onnx"), info=release_info(weights))

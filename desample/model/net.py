@@ -17,6 +17,7 @@ Design (why): a CPU has little compute, so every layer runs at the low resolutio
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -53,6 +54,46 @@ class NetConfig:
         known = {f for f in cls.__dataclass_fields__}
         d = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in known}
         return cls(**d)
+
+
+def _cubic(x: float, a: float = -0.75) -> float:
+    """PyTorch's bicubic kernel (a = -0.75)."""
+    x = abs(x)
+    if x <= 1:
+        return ((a + 2) * x - (a + 3)) * x * x + 1
+    if x < 2:
+        return ((a * x - 5 * a) * x + 8 * a) * x - 4 * a
+    return 0.0
+
+
+class Bicubic(nn.Module):
+    """F.interpolate(mode="bicubic", align_corners=False) at an integer scale, as a fixed depthwise
+    conv + pixel shuffle: the same numbers, but ONNX Runtime runs it ~20x faster than its Resize."""
+
+    def __init__(self, scale: int, channels: int = 3):
+        super().__init__()
+        phases = []  # per output phase p: {input offset: weight}
+        for p in range(scale):
+            src = (p + 0.5) / scale - 0.5
+            base = math.floor(src)
+            t = src - base
+            phases.append({base + k: _cubic(t - k) for k in (-1, 0, 1, 2)})
+        lo = min(min(ph) for ph in phases)
+        hi = max(max(ph) for ph in phases)
+        size = hi - lo + 1
+        taps = torch.zeros(scale, size, dtype=torch.float64)
+        for p, ph in enumerate(phases):
+            for off, wt in ph.items():
+                taps[p, off - lo] = wt
+        kernel = torch.einsum("ik,jl->ijkl", taps, taps).reshape(scale * scale, 1, size, size)
+        self.register_buffer("kernel", kernel.float().repeat(channels, 1, 1, 1), persistent=False)
+        self.pad = (-lo, hi, -lo, hi)
+        self.scale, self.channels = scale, channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Replicate padding = PyTorch's clamping of source indices at the picture's edge.
+        y = F.conv2d(F.pad(x, self.pad, mode="replicate"), self.kernel, groups=self.channels)
+        return F.pixel_shuffle(y, self.scale)
 
 
 class ResBlock(nn.Module):
@@ -102,6 +143,7 @@ class DesampleNet(nn.Module):
         self.sr_in = nn.Sequential(nn.Conv2d(2 * w[0], config.sr_width, 3, padding=1), act)
         self.sr_body = nn.Sequential(*[ResBlock(config.sr_width) for _ in range(config.sr_blocks)])
         self.sr_out = nn.Sequential(nn.Conv2d(config.sr_width, 3 * s * s, 3, padding=1), nn.PixelShuffle(s))
+        self.bicubic = Bicubic(s)
         # Start as "remove nothing, bicubic enlargement": the residual heads output zero.
         for conv in (self.removal_head, self.sr_out[0]):
             nn.init.zeros_(conv.weight)
@@ -136,7 +178,7 @@ class DesampleNet(nn.Module):
         g = ((matte - cfg.opaque_from) / (cfg.opaque_to - cfg.opaque_from)).clamp(0, 1)
         lr = (1 - g) * see_through + g * fill + r[:, 7:10]  # (B, 3, H, W)
         feat = self.sr_body(self.sr_in(torch.cat([h, f0], dim=1)))
-        base = F.interpolate(lr, scale_factor=self.config.scale, mode="bicubic", align_corners=False)
+        base = self.bicubic(lr)
         sr = base + self.sr_out(feat)  # (B, 3, sH, sW)
         return NetOutput(sr=sr, lr=lr, mask_logits=mask_logits, matte=matte, color=color)
 

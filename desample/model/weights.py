@@ -11,9 +11,8 @@ from pathlib import Path
 
 import torch
 
+from ..engine.runtime import DEFAULT_SAFETENSORS as DEFAULT_WEIGHTS
 from .net import DesampleNet, NetConfig
-
-DEFAULT_WEIGHTS = Path(__file__).resolve().parent.parent.parent / "weights" / "default.safetensors"
 
 
 def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -1,6 +1,6 @@
 """Print the validation table of a weights file's metadata, for MODEL_CARD.md.
 
-    python -m desample.train.card weights/default.json
+    python -m desample.train.card desample/weights/default.json
 """
 
 from __future__ import annotations
@@ -31,4 +31,4 @@ def validation_table(meta: dict) -> str:
 
 
 if __name__ == "__main__":
-    print(validation_table(json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "weights/default.json").read_text())))
+    print(validation_table(json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "desample/weights/default.json").read_text())))

@@ -23,7 +23,7 @@ class TrainConfig:
     val_fraction: float = 0.1  # held out of the folders by file-name hash
     out: str = os.path.expanduser("~/.cache/desample/run")  # checkpoints and logs (outside the repo)
     init: str = ""  # weights (.safetensors) to start from when no checkpoint exists in `out`
-    export: str = ""  # where to write the best EMA weights as fp16 safetensors (e.g. weights/default.safetensors)
+    export: str = ""  # where to write the best EMA weights as fp16 safetensors (e.g. desample/weights/default.safetensors)
     steps: int = 200_000
     batch: int = 12
     patch: int = 96  # LR crop size

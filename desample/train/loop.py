@@ -1,6 +1,6 @@
 """The training loop: synthetic stamped pairs made in-process, L1 + mask losses, EMA, resume.
 
-    desample train --out ~/.cache/desample/run --export weights/default.safetensors
+    desample train --out ~/.cache/desample/run --export desample/weights/default.safetensors
 
 Pairs are made in the training process itself: on 2 cores a DataLoader worker competing with the
 training threads was slower than making pairs between steps.
@@ -25,6 +25,7 @@ from PIL import Image
 from ..data.pairs import CropSampler, flatten_alpha
 from ..data.procedural import anime_picture
 from ..data.sources import list_pictures, split_holdout
+from ..engine.onnx_export import export_beside
 from ..model.net import DesampleNet, NetConfig, count_parameters
 from ..model.weights import clean_state_dict, load_weights, save_weights
 from .config import TrainConfig
@@ -210,6 +211,7 @@ def train(cfg: TrainConfig) -> None:
                 save_weights(ema, out / "best.safetensors", meta)
                 if cfg.export:
                     save_weights(ema, cfg.export, meta)
+                    export_beside(cfg.export)  # the ONNX twin the default engine runs
                 tqdm.write(f"  new best: wrote {out / 'best.safetensors'}" + (f" and {cfg.export}" if cfg.export else ""))
             checkpoint()
     bar.close()

@@ -1,0 +1,265 @@
+"""Estimate one stamp from several pictures that share it (after Dekel et al., CVPR 2017).
+
+Every picture of a set is J_k = a*W + (1-a)*I_k with the same matte a and colour W. So:
+1. Where: the stamp is the only structure all pictures share. Its position in each picture is
+   found by cross-correlating edge maps (pictures may differ in size; the stamp may move), and the
+   median of the aligned gradients keeps the stamp's edges and drops the pictures' own.
+2. How opaque: under the stamp, the pictures still vary, but only by (1-a): across the set,
+   the spread of J_k at a pixel is (1-a) times the spread of natural pictures there, which is
+   smooth and is measured around the stamp. The spread ratio gives a per pixel.
+3. Which colour: the mean over the set is a*W + (1-a)*mean(I), so W follows from a.
+The raw a is noisy with a handful of pictures; an edge-aware (guided) filter whose guide is the
+stamp's own structure (step 1) smooths it without blurring the letters' edges.
+
+Then I_k = (J_k - a*W) / (1 - a) wherever the stamp is see-through; only its opaque parts need
+the network to paint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+OPAQUE = 0.95  # the matte is capped here: at a = 1 nothing of the picture shows through
+
+
+@dataclass
+class StampEstimate:
+    matte: np.ndarray  # (h, w) in [0, 1]
+    color: np.ndarray  # (h, w, 3) in [0, 1]
+    offsets: list[tuple[int, int]] = field(default_factory=list)  # (y, x) of the stamp's top-left in each picture
+
+    def placed(self, shape: tuple[int, int], offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+        """(matte (H, W), colour (H, W, 3)) of a picture of `shape` with the stamp at `offset` (may hang over)."""
+        h, w = shape
+        matte = np.zeros((h, w), np.float32)
+        color = np.zeros((h, w, 3), np.float32)
+        oy, ox = offset
+        sh, sw = self.matte.shape
+        y0, x0 = max(oy, 0), max(ox, 0)
+        y1, x1 = min(oy + sh, h), min(ox + sw, w)
+        if y1 > y0 and x1 > x0:
+            matte[y0:y1, x0:x1] = self.matte[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+            color[y0:y1, x0:x1] = self.color[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
+        return matte, color
+
+
+# -- files ------------------------------------------------------------------------------------------
+
+
+def save_stamp(path: str | Path, est: StampEstimate) -> None:
+    """An RGBA PNG a person can open: colour in RGB, matte in A."""
+    rgba = np.concatenate([est.color, est.matte[..., None]], axis=2)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(rgba * 255 + 0.5, 0, 255).astype(np.uint8), "RGBA").save(path)
+
+
+def load_stamp(path: str | Path) -> StampEstimate:
+    im = Image.open(path)
+    if im.mode != "RGBA":
+        raise ValueError(f"{path}: a stamp file is an RGBA picture (colour + matte), this one is {im.mode}")
+    rgba = np.asarray(im, np.float32) / 255.0
+    return StampEstimate(matte=rgba[..., 3].copy(), color=rgba[..., :3].copy())
+
+
+# -- numerics ---------------------------------------------------------------------------------------
+
+
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def _edges(rgb: np.ndarray) -> np.ndarray:
+    """Gradient magnitude of the grey picture, zero-mean (for correlation)."""
+    g = _grey(rgb)
+    gx = np.zeros_like(g)
+    gy = np.zeros_like(g)
+    gx[:, :-1] = g[:, 1:] - g[:, :-1]
+    gy[:-1] = g[1:] - g[:-1]
+    e = np.sqrt(gx**2 + gy**2)
+    return e - e.mean()
+
+
+def _shift(ref: np.ndarray, other: np.ndarray) -> tuple[int, int]:
+    """(dy, dx) such that other[y, x] matches ref[y + dy, x + dx] best (full cross-correlation by FFT)."""
+    h = ref.shape[0] + other.shape[0]
+    w = ref.shape[1] + other.shape[1]
+    corr = np.fft.irfft2(np.fft.rfft2(ref, (h, w)) * np.conj(np.fft.rfft2(other, (h, w))), (h, w))
+    # Normalise by the overlap area, so a large overlap is not favoured for its size alone.
+    ones_r = np.fft.rfft2(np.ones(ref.shape), (h, w))
+    ones_o = np.fft.rfft2(np.ones(other.shape), (h, w))
+    area = np.fft.irfft2(ones_r * np.conj(ones_o), (h, w))
+    min_area = 0.25 * min(ref.size, other.size)
+    score = np.where(area > min_area, corr / np.maximum(area, 1), -np.inf)
+    dy, dx = np.unravel_index(int(np.argmax(score)), score.shape)
+    return (int(dy) if dy < h // 2 else int(dy) - h, int(dx) if dx < w // 2 else int(dx) - w)
+
+
+def _dst1(x: np.ndarray, axis: int) -> np.ndarray:
+    """Type-I discrete sine transform along `axis` via the FFT of the odd extension."""
+    x = np.moveaxis(x, axis, -1)
+    n = x.shape[-1]
+    z = np.zeros((*x.shape[:-1], 1))
+    ext = np.concatenate([z, x, z, -x[..., ::-1]], axis=-1)
+    y = -np.fft.rfft(ext, axis=-1).imag[..., 1 : n + 1] / 2
+    return np.moveaxis(y, -1, axis)
+
+
+def poisson_solve(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """u (H, W) whose forward differences best match (gx, gy), with u = 0 just outside the frame."""
+    h, w = gx.shape
+    div = gx.copy()
+    div[:, 1:] -= gx[:, :-1]
+    div += gy
+    div[1:] -= gy[:-1]
+    f = _dst1(_dst1(div, 0), 1)
+    ky = 2 * np.cos(np.pi * np.arange(1, h + 1) / (h + 1)) - 2
+    kx = 2 * np.cos(np.pi * np.arange(1, w + 1) / (w + 1)) - 2
+    u = f / (ky[:, None] + kx[None, :])
+    return _dst1(_dst1(u, 0), 1) * (2 / (h + 1)) * (2 / (w + 1))
+
+
+def _box(x: np.ndarray, r: int) -> np.ndarray:
+    """Mean over a (2r+1)^2 window (edges: mean over the part inside), via cumulative sums."""
+    def along(a, axis):
+        a = np.moveaxis(a, axis, 0)
+        n = a.shape[0]
+        c = np.concatenate([np.zeros((1, *a.shape[1:])), np.cumsum(a, 0)])
+        idx = np.arange(n)
+        lo, hi = np.clip(idx - r, 0, n), np.clip(idx + r + 1, 0, n)
+        out = (c[hi] - c[lo]) / (hi - lo).reshape(-1, *([1] * (a.ndim - 1)))
+        return np.moveaxis(out, 0, axis)
+
+    return along(along(x.astype(np.float64), 0), 1)
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
+    """He et al.'s guided filter with a grey guide: smooths src, keeping the guide's edges."""
+    mean_g, mean_s = _box(guide, r), _box(src, r)
+    cov = _box(guide * src, r) - mean_g * mean_s
+    var = _box(guide * guide, r) - mean_g**2
+    a = cov / (var + eps)
+    b = mean_s - a * mean_g
+    return _box(a, r) * guide + _box(b, r)
+
+
+# -- estimation -------------------------------------------------------------------------------------
+
+
+def _align(pictures: list[np.ndarray]) -> list[tuple[int, int]]:
+    """Offsets (y, x) of each picture relative to the first, so that their stamps coincide."""
+    ref = _edges(pictures[0])
+    return [(0, 0)] + [_shift(ref, _edges(p)) for p in pictures[1:]]
+
+
+def _stack(pictures: list[np.ndarray], offsets: list[tuple[int, int]]) -> tuple[np.ndarray, tuple[int, int]]:
+    """(K, H, W, 3) canvas with NaN where a picture does not reach; and the canvas origin."""
+    top = min(oy for oy, _ in offsets)
+    left = min(ox for _, ox in offsets)
+    bottom = max(oy + p.shape[0] for (oy, _), p in zip(offsets, pictures, strict=True))
+    right = max(ox + p.shape[1] for (_, ox), p in zip(offsets, pictures, strict=True))
+    stack = np.full((len(pictures), bottom - top, right - left, 3), np.nan, np.float32)
+    for k, ((oy, ox), p) in enumerate(zip(offsets, pictures, strict=True)):
+        stack[k, oy - top : oy - top + p.shape[0], ox - left : ox - left + p.shape[1]] = p
+    return stack, (top, left)
+
+
+def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    gx = np.full_like(stack, np.nan)
+    gy = np.full_like(stack, np.nan)
+    gx[:, :, :-1] = stack[:, :, 1:] - stack[:, :, :-1]
+    gy[:, :-1] = stack[:, 1:] - stack[:, :-1]
+    count = np.isfinite(gx[..., 0]).sum(0)
+    with np.errstate(all="ignore"):
+        mx = np.nanmedian(gx, axis=0)
+        my = np.nanmedian(gy, axis=0)
+    few = (count < 2)[..., None]  # one picture alone says nothing about what is shared
+    return np.where(few | ~np.isfinite(mx), 0, mx), np.where(few | ~np.isfinite(my), 0, my)
+
+
+def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+    return _box(mask.astype(np.float32), r) > 1e-6
+
+
+def estimate_stamp(pictures: list[np.ndarray], smooth: int = 2) -> StampEstimate:
+    """The shared stamp of 2+ pictures (H_k, W_k, 3) float32 in [0,1]; sizes and positions may differ."""
+    if len(pictures) < 2:
+        raise ValueError("estimating a stamp needs at least 2 pictures that share it")
+    pictures = [np.asarray(p, np.float32) for p in pictures]
+    same_size = len({p.shape for p in pictures}) == 1
+    offsets = [(0, 0)] * len(pictures) if same_size else _align(pictures)
+    for attempt in range(3):
+        stack, origin = _stack(pictures, offsets)
+        mx, my = _median_gradients(stack)
+        magnitude = np.sqrt((mx**2 + my**2).sum(-1))
+        # The stamp's edges: well above the residual of the pictures' own edges.
+        noise = np.median(magnitude[magnitude > 0]) if (magnitude > 0).any() else 0.0
+        support = _dilate(magnitude > max(4 * noise, 0.02), 3)
+        if not support.any():
+            raise ValueError("no shared stamp found: the pictures have nothing in common")
+        if same_size or attempt == 2:
+            break
+        # Re-find each picture against the stamp's own edge map (not the first picture's content).
+        template = np.where(support, magnitude, 0)
+        template = template - template[support].mean() * support
+        new = [(dy + origin[0], dx + origin[1]) for dy, dx in (_shift(template, _edges(p)) for p in pictures)]
+        new = [(oy - new[0][0], ox - new[0][1]) for oy, ox in new]
+        if new == offsets:
+            break
+        offsets = new
+    return _decompose(stack, mx, my, support, origin, offsets, smooth)
+
+
+def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEstimate:
+    k = stack.shape[0]
+    region = _dilate(support, 6)  # the stamp and a margin of "no stamp" around it
+    ys, xs = np.nonzero(region)
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    sub = stack[:, y0:y1, x0:x1]
+    inner = support[y0:y1, x0:x1]
+    with np.errstate(all="ignore"):
+        mean = np.nanmean(sub, axis=0)
+        spread = np.sqrt(np.nanmean((sub - mean) ** 2, axis=0).mean(-1) * k / max(k - 1, 1))
+    # The pictures' own spread and mean under the stamp: from the ring around it, smoothly filled in.
+    ring = ~inner & np.isfinite(spread)
+    sigma = _fill_from(spread, ring)
+    mu = np.stack([_fill_from(mean[..., c], ring) for c in range(3)], -1)
+    raw = np.clip(1 - spread / np.maximum(sigma, 1e-3), 0, OPAQUE)
+    raw = np.where(inner, raw, 0)
+    # Structure of the stamp (sharp): Poisson reconstruction of the median gradients, grey.
+    gx = np.where(support[..., None], mx, 0)[y0:y1, x0:x1]
+    gy = np.where(support[..., None], my, 0)[y0:y1, x0:x1]
+    structure = np.abs(_grey(np.stack([poisson_solve(gx[..., c], gy[..., c]) for c in range(3)], -1)))
+    matte = guided_filter(structure, raw, smooth, 1e-4) if smooth else raw
+    matte = np.clip(np.where(inner, matte, 0), 0, OPAQUE).astype(np.float32)
+    with np.errstate(all="ignore"):
+        color = (np.nan_to_num(mean) - (1 - matte[..., None]) * mu) / np.maximum(matte[..., None], 1e-3)
+    color = np.clip(np.where(matte[..., None] > 0.02, color, 0), 0, 1).astype(np.float32)
+    return StampEstimate(matte=matte, color=color,
+                         offsets=[(origin[0] + int(y0) - oy, origin[1] + int(x0) - ox) for oy, ox in offsets])
+
+
+def _fill_from(values: np.ndarray, known: np.ndarray, r: int = 8) -> np.ndarray:
+    """values where `known`, smoothly extended elsewhere (normalised box filtering, widening)."""
+    v = np.where(known, np.nan_to_num(values), 0.0)
+    wsum = known.astype(np.float64)
+    out = np.where(known, v, np.nan)
+    radius = r
+    while np.isnan(out).any() and radius < 4 * max(values.shape):
+        num, den = _box(v, radius), _box(wsum, radius)
+        out = np.where(np.isnan(out) & (den > 1e-9), num / np.maximum(den, 1e-12), out)
+        radius *= 2
+    smooth_num, smooth_den = _box(v, r), _box(wsum, r)
+    blended = np.where(smooth_den > 1e-9, smooth_num / np.maximum(smooth_den, 1e-12), out)
+    return np.nan_to_num(blended, nan=float(np.nanmean(values[known])) if known.any() else 0.0)
+
+
+def locate(est: StampEstimate, picture: np.ndarray) -> tuple[int, int]:
+    """Where the stamp sits in a picture: its top-left (y, x), by matching edge maps."""
+    seen = est.matte[..., None] * est.color + (1 - est.matte[..., None]) * 0.5  # the stamp over mid-grey
+    picture = picture.astype(np.float32) / 255.0 if picture.dtype == np.uint8 else np.asarray(picture, np.float32)
+    dy, dx = _shift(_edges(picture), _edges(seen))
+    return dy, dx
