@@ -170,6 +170,14 @@ def cmd_bench(args) -> int:
 
         print(speed_markdown(run_speed(Path(args.output), args.threads or os.cpu_count() or 1, args.repeats)))
         return 0
+    if args.shared:
+        from .bench.shared import run_shared, shared_pictures
+        from .engine.runtime import load_engine
+
+        sets = args.limit or 4
+        engine = load_engine(args.model, args.engine, args.threads)
+        run_shared(engine, shared_pictures(args.images, sets * args.shared), args.shared, sets, Path(args.output))
+        return 0
 
     import torch
 
@@ -286,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (one subprocess per method)")
     b.add_argument("--speed", action="store_true", help="measure speed instead: latency, tiles, start-up, peak memory (GNU time)")
     b.add_argument("--repeats", type=int, default=5, help="runs per speed number (the median is reported)")
+    b.add_argument("--shared", type=int, metavar="K", help="sets of K previews sharing one stamp (--limit sets, default 4): "
+                   "blind vs. estimated vs. true stamp")
     b.set_defaults(func=cmd_bench)
     lg = sub.add_parser("log", help="show a training run's validation history (and draw curves.png)", formatter_class=fmt)
     lg.add_argument("run", help="the run folder given to `desample train --out`")

@@ -137,13 +137,16 @@ def _box(x: np.ndarray, r: int) -> np.ndarray:
 
 
 def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter with a grey guide: smooths src, keeping the guide's edges."""
-    mean_g, mean_s = _box(guide, r), _box(src, r)
-    cov = _box(guide * src, r) - mean_g * mean_s
-    var = _box(guide * guide, r) - mean_g**2
-    a = cov / (var + eps)
-    b = mean_s - a * mean_g
-    return _box(a, r) * guide + _box(b, r)
+    """He et al.'s guided filter with a colour guide (H, W, C): src is fitted, window by window, as a
+    linear function of the guide, so it is smoothed where the guide is flat and keeps its edges."""
+    c = guide.shape[-1]
+    mean_g = _box(guide, r)  # (H, W, C)
+    mean_s = _box(src, r)
+    cov_gs = _box(guide * src[..., None], r) - mean_g * mean_s[..., None]
+    outer = _box(guide[..., :, None] * guide[..., None, :], r) - mean_g[..., :, None] * mean_g[..., None, :]
+    coef = np.linalg.solve(outer + eps * np.eye(c), cov_gs[..., None])[..., 0]  # (H, W, C)
+    offset = mean_s - (coef * mean_g).sum(-1)
+    return (_box(coef, r) * guide).sum(-1) + _box(offset, r)
 
 
 # -- estimation -------------------------------------------------------------------------------------
@@ -167,7 +170,10 @@ def _stack(pictures: list[np.ndarray], offsets: list[tuple[int, int]]) -> tuple[
     return stack, (top, left)
 
 
-def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(median x-gradient, median y-gradient, agreement): agreement is how strongly nearly every
+    picture has that same gradient (the lower quartile of their projections on the median), so
+    an edge that only some pictures have, however strong, is not taken for the stamp's."""
     gx = np.full_like(stack, np.nan)
     gy = np.full_like(stack, np.nan)
     gx[:, :, :-1] = stack[:, :, 1:] - stack[:, :, :-1]
@@ -176,15 +182,20 @@ def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     with np.errstate(all="ignore"):
         mx = np.nanmedian(gx, axis=0)
         my = np.nanmedian(gy, axis=0)
-    few = (count < 2)[..., None]  # one picture alone says nothing about what is shared
-    return np.where(few | ~np.isfinite(mx), 0, mx), np.where(few | ~np.isfinite(my), 0, my)
+        norm = np.sqrt((mx**2 + my**2).sum(-1, keepdims=True))
+        along = ((gx * mx + gy * my) / np.maximum(norm, 1e-6)).sum(-1)  # (K, H, W)
+        agreement = np.nanquantile(along, 0.25, axis=0)
+    few = count < 2  # one picture alone says nothing about what is shared
+    bad = few[..., None] | ~np.isfinite(mx) | ~np.isfinite(my)
+    agreement = np.where(few | ~np.isfinite(agreement), 0, np.maximum(agreement, 0))
+    return np.where(bad, 0, mx), np.where(bad, 0, my), agreement
 
 
 def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return _box(mask.astype(np.float32), r) > 1e-6
 
 
-def estimate_stamp(pictures: list[np.ndarray], smooth: int = 2) -> StampEstimate:
+def estimate_stamp(pictures: list[np.ndarray], smooth: int = 6) -> StampEstimate:
     """The shared stamp of 2+ pictures (H_k, W_k, 3) float32 in [0,1]; sizes and positions may differ."""
     if len(pictures) < 2:
         raise ValueError("estimating a stamp needs at least 2 pictures that share it")
@@ -193,9 +204,8 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 2) -> StampEstimate
     offsets = [(0, 0)] * len(pictures) if same_size else _align(pictures)
     for attempt in range(3):
         stack, origin = _stack(pictures, offsets)
-        mx, my = _median_gradients(stack)
-        magnitude = np.sqrt((mx**2 + my**2).sum(-1))
-        # The stamp's edges: well above the residual of the pictures' own edges.
+        mx, my, magnitude = _median_gradients(stack)
+        # The stamp's edges: shared by (nearly) all pictures, well above what chance leaves.
         noise = np.median(magnitude[magnitude > 0]) if (magnitude > 0).any() else 0.0
         support = _dilate(magnitude > max(4 * noise, 0.02), 3)
         if not support.any():
@@ -213,28 +223,91 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 2) -> StampEstimate
     return _decompose(stack, mx, my, support, origin, offsets, smooth)
 
 
+def _cg(matvec, b: np.ndarray, iters: int = 400, tol: float = 1e-6) -> np.ndarray:
+    """Conjugate gradients for a symmetric positive definite operator on arrays."""
+    x = np.zeros_like(b)
+    r = b - matvec(x)
+    p = r.copy()
+    rr = (r * r).sum()
+    b_norm = max(float(np.sqrt((b * b).sum())), 1e-12)
+    for _ in range(iters):
+        ap = matvec(p)
+        step = rr / max(float((p * ap).sum()), 1e-30)
+        x += step * p
+        r -= step * ap
+        rr_new = (r * r).sum()
+        if np.sqrt(rr_new) < tol * b_norm:
+            break
+        p = r + (rr_new / rr) * p
+        rr = rr_new
+    return x
+
+
+def _transparency(centred: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """log(1 - a) over a box, from how the pictures differ at neighbouring pixels.
+
+    centred: (K, H, W, 3) pictures minus their mean; at pixel p they are (1 - a(p)) times the
+    pictures' own differences, which neighbours share wherever the pictures are smooth (most of an
+    anime picture is flat). So the energy ratio of neighbours gives the step of log(1 - a) across
+    each edge, trusted as much as the two pixels' differences correlate; a weighted least-squares
+    integration of the steps, with log(1 - a) = 0 outside the stamp, gives the field.
+    """
+    c = np.nan_to_num(centred)
+    energy = (c * c).sum(axis=(0, 3))
+
+    def edges(axis):
+        a = c[:, :-1] if axis == 0 else c[:, :, :-1]
+        b = c[:, 1:] if axis == 0 else c[:, :, 1:]
+        ea = energy[:-1] if axis == 0 else energy[:, :-1]
+        eb = energy[1:] if axis == 0 else energy[:, 1:]
+        corr = (a * b).sum(axis=(0, 3)) / np.sqrt(np.maximum(ea * eb, 1e-12))
+        step = 0.5 * np.log(np.maximum(eb, 1e-9) / np.maximum(ea, 1e-9))
+        weight = np.clip(corr, 0, 1) ** 8 * (np.minimum(ea, eb) > 1e-6)
+        return step, weight
+
+    gy, wy = edges(0)
+    gx, wx = edges(1)
+    outside = (~inside).astype(np.float64) * 10.0 + 1e-7  # tiny inside: the smoothest modes of the field have eigenvalues ~1e-4
+
+    def matvec(v):
+        out = outside * v
+        d = wx * (v[:, 1:] - v[:, :-1])
+        out[:, 1:] += d
+        out[:, :-1] -= d
+        d = wy * (v[1:] - v[:-1])
+        out[1:] += d
+        out[:-1] -= d
+        return out
+
+    b = np.zeros(energy.shape)
+    b[:, 1:] += wx * gx
+    b[:, :-1] -= wx * gx
+    b[1:] += wy * gy
+    b[:-1] -= wy * gy
+    return np.minimum(_cg(matvec, b, iters=3000), 0.0)
+
+
 def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEstimate:
-    k = stack.shape[0]
-    region = _dilate(support, 6)  # the stamp and a margin of "no stamp" around it
-    ys, xs = np.nonzero(region)
+    region = _dilate(support, 10)  # the stamp: its edges, the letters' insides, the glow
+    box = _dilate(region, 8)  # and a ring of "no stamp" around it
+    ys, xs = np.nonzero(box)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     sub = stack[:, y0:y1, x0:x1]
-    inner = support[y0:y1, x0:x1]
+    inner = region[y0:y1, x0:x1]
     with np.errstate(all="ignore"):
         mean = np.nanmean(sub, axis=0)
-        spread = np.sqrt(np.nanmean((sub - mean) ** 2, axis=0).mean(-1) * k / max(k - 1, 1))
-    # The pictures' own spread and mean under the stamp: from the ring around it, smoothly filled in.
-    ring = ~inner & np.isfinite(spread)
-    sigma = _fill_from(spread, ring)
-    mu = np.stack([_fill_from(mean[..., c], ring) for c in range(3)], -1)
-    raw = np.clip(1 - spread / np.maximum(sigma, 1e-3), 0, OPAQUE)
-    raw = np.where(inner, raw, 0)
-    # Structure of the stamp (sharp): Poisson reconstruction of the median gradients, grey.
-    gx = np.where(support[..., None], mx, 0)[y0:y1, x0:x1]
-    gy = np.where(support[..., None], my, 0)[y0:y1, x0:x1]
-    structure = np.abs(_grey(np.stack([poisson_solve(gx[..., c], gy[..., c]) for c in range(3)], -1)))
-    matte = guided_filter(structure, raw, smooth, 1e-4) if smooth else raw
+    matte = 1 - np.exp(_transparency(sub - mean, inner))
+    if smooth:
+        # The stamp's structure, sharp and dense (Poisson reconstruction of the median gradients),
+        # guides a light smoothing of what noise is left.
+        gx = np.where(support[..., None], mx, 0)[y0:y1, x0:x1]
+        gy = np.where(support[..., None], my, 0)[y0:y1, x0:x1]
+        structure = np.stack([poisson_solve(gx[..., c], gy[..., c]) for c in range(3)], -1)
+        matte = guided_filter(structure, matte, smooth, 1e-4)
     matte = np.clip(np.where(inner, matte, 0), 0, OPAQUE).astype(np.float32)
+    # The colour: mean over the set = a*W + (1-a)*mean(I), mean(I) filled in from around the stamp.
+    ring = ~inner & np.isfinite(mean[..., 0])
+    mu = np.stack([_fill_from(mean[..., c], ring) for c in range(3)], -1)
     with np.errstate(all="ignore"):
         color = (np.nan_to_num(mean) - (1 - matte[..., None]) * mu) / np.maximum(matte[..., None], 1e-3)
     color = np.clip(np.where(matte[..., None] > 0.02, color, 0), 0, 1).astype(np.float32)

@@ -1,6 +1,7 @@
-"""Print the validation table of a weights file's metadata, for MODEL_CARD.md.
+"""The model card's numbers: the validation table of the shipped weights, and a run's progress.
 
-    python -m desample.train.card desample/weights/default.json
+    python -m desample.train.card desample/weights/default.json                 # print the table
+    python -m desample.train.card desample/weights/default.json --update MODEL_CARD.md --run ~/.cache/desample/run3
 """
 
 from __future__ import annotations
@@ -30,5 +31,46 @@ def validation_table(meta: dict) -> str:
     return "\n".join(lines)
 
 
+def progress_table(run: str | Path, crops_before: int = 0) -> str:
+    """Gains over bicubic at every validation of a run (from its log.jsonl)."""
+    from .log import read_log
+
+    _, val = read_log(run)
+    lines = ["| step | crops in all | whole picture | inside the stamp | outside | mask IoU |", "|---|---|---|---|---|---|"]
+    for r in val:
+        v = r["val"]
+        lines.append(f"| {r['step']} | {r['samples'] + crops_before:,} | {v['psnr'] - v['bicubic_psnr']:+.2f} | "
+                     f"{v['psnr_in'] - v['bicubic_psnr_in']:+.2f} | {v['psnr_out'] - v['bicubic_psnr_out']:+.2f} | {v['mask_iou']:.3f} |")
+    return "\n".join(lines)
+
+
+def replace_block(text: str, name: str, content: str) -> str:
+    """Replace what lies between `<!-- name:begin ... -->` and `<!-- name:end -->`."""
+    start = text.index(f"<!-- {name}:begin")
+    start = text.index("\n", start) + 1
+    end = text.index(f"<!-- {name}:end -->")
+    return text[:start] + content.strip() + "\n" + text[end:]
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("weights_json", nargs="?", default="desample/weights/default.json")
+    p.add_argument("--update", help="a markdown file whose card:begin/card:end block is rewritten")
+    p.add_argument("--run", help="a run folder: also rewrite the progress:begin/progress:end block from its log")
+    args = p.parse_args(argv)
+    table = validation_table(json.loads(Path(args.weights_json).read_text()))
+    if not args.update:
+        print(table)
+        return
+    path = Path(args.update)
+    text = replace_block(path.read_text(), "card", table)
+    if args.run:
+        text = replace_block(text, "progress", progress_table(Path(args.run).expanduser()))
+    path.write_text(text)
+    print(f"updated {path}")
+
+
 if __name__ == "__main__":
-    print(validation_table(json.loads(Path(sys.argv[1] if len(sys.argv) > 1 else "desample/weights/default.json").read_text())))
+    sys.exit(main())

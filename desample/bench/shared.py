@@ -1,0 +1,107 @@
+"""`desample bench --shared K`: sets of K previews that share one stamp, blind vs. estimated vs. true stamp.
+
+    desample bench --shared 8 --out docs/bench/shared                         # procedural pictures
+    desample bench --shared 8 --images ../shared/data/anime --out bench_out   # a folder's validation split
+
+Each set: K pictures cut to one preview size, one stamp (the classic glowing SAMPLE for the first
+set, then random large words, Latin and Japanese), each stamped and JPEG'd as a preview is.
+Methods, all at 2x: blind removal; the stamp estimated from the set (`desample clean --shared`),
+used as an exact inverse blend + painting of the opaque part (`shared`) or as the model's guide
+channel only (`shared_guide`); the true stamp (`true_stamp`, the bound); bicubic.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from ..core import bicubic, restore
+from ..data.pairs import Preview, flatten_alpha, make_preview
+from ..data.procedural import anime_picture
+from ..metrics import picture_metrics
+from ..stamps.estimate import estimate_stamp
+from ..stamps.synthesis import classic_sample_stamp, make_stamp
+
+LR_SIZE = (233, 330)  # (w, h) of a typical preview
+
+
+def _fit(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Resize to cover `size` and centre-crop: every picture of a set gets the same size."""
+    w, h = size
+    k = max(w / picture.width, h / picture.height)
+    im = picture.resize((max(w, round(picture.width * k)), max(h, round(picture.height * k))), Image.BOX if k < 1 else Image.BICUBIC)
+    x, y = (im.width - w) // 2, (im.height - h) // 2
+    return im.crop((x, y, x + w, y + h))
+
+
+def build_sets(pictures: list[Image.Image], k: int, n_sets: int, seed: int = 4321) -> list[list[Preview]]:
+    w, h = LR_SIZE
+    sets = []
+    for s in range(n_sets):
+        rng = np.random.default_rng(seed + s)
+        if s == 0:
+            stamp = classic_sample_stamp(h, w)
+        else:
+            stamp = make_stamp(h, w, rng, "word" if s % 2 else "word_jp", extra=False)
+        group = [pictures[(s * k + i) % len(pictures)] for i in range(k)]
+        sets.append([make_preview(_fit(flatten_alpha(p), (2 * w, 2 * h)), np.random.default_rng(seed + 1000 * s + i), 2, stamp=stamp)
+                     for i, p in enumerate(group)])
+    return sets
+
+
+def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Path, log=print) -> dict:
+    sets = build_sets(pictures, k, n_sets)
+    rows: dict[str, list[dict]] = {}
+    matte_errors = []
+    for previews in sets:
+        est = estimate_stamp([p.stamped for p in previews])
+        for p, offset in zip(previews, est.offsets, strict=True):
+            matte, color = est.placed(p.stamped.shape[:2], offset)
+            matte_errors.append({"whole": float(np.abs(matte - p.alpha).mean()),
+                                 "in_stamp": float(np.abs(matte - p.alpha)[p.mask].mean())})
+            outputs = {
+                "desample (blind)": restore(p.stamped, engine).rgb,
+                "desample --shared": restore(p.stamped, engine, stamp=(matte, color)).rgb,
+                "shared, guide channel only": restore(p.stamped, engine, mask=matte).rgb,
+                "true stamp (bound)": restore(p.stamped, engine, stamp=(p.alpha, np.ascontiguousarray(p.color))).rgb,
+                "bicubic": bicubic(p.stamped, 2),
+            }
+            for name, rgb in outputs.items():
+                rows.setdefault(name, []).append(picture_metrics(rgb, p.hr, p.mask, 2))
+    summary = {name: {m: float(np.mean([r[m] for r in rs])) for m in ("psnr", "psnr_in", "psnr_out", "ssim")} for name, rs in rows.items()}
+    results = {"k": k, "sets": n_sets, "pictures": k * n_sets, "summary": summary,
+               "matte_mae": {key: float(np.mean([e[key] for e in matte_errors])) for key in ("whole", "in_stamp")}}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "shared.json").write_text(json.dumps(results, indent=1) + "\n")
+    (out / "shared.md").write_text(shared_markdown(results))
+    log(shared_markdown(results))
+    return results
+
+
+def shared_markdown(r: dict) -> str:
+    blind = r["summary"]["desample (blind)"]["psnr_in"]
+    lines = [f"{r['sets']} sets of {r['k']} previews ({LR_SIZE[0]}x{LR_SIZE[1]}) sharing a stamp, 2x. "
+             f"Estimated matte, mean absolute error: {r['matte_mae']['whole']:.4f} over the picture, "
+             f"{r['matte_mae']['in_stamp']:.4f} inside the stamp.", "",
+             "| method | PSNR | PSNR in stamp | vs blind in stamp | PSNR outside | SSIM |", "|---|---|---|---|---|---|"]
+    for name, s in r["summary"].items():
+        lines.append(f"| {name} | {s['psnr']:.2f} | {s['psnr_in']:.2f} | {s['psnr_in'] - blind:+.2f} "
+                     f"| {s['psnr_out']:.2f} | {s['ssim']:.4f} |")
+    return "\n".join(lines) + "\n"
+
+
+def shared_pictures(images: str | None, count: int) -> list[Image.Image]:
+    """The pictures for the sets: a folder's validation split, or procedural ones."""
+    if not images:
+        return [anime_picture(2 * LR_SIZE[0], 2 * LR_SIZE[1], seed=70_000 + i) for i in range(count)]
+    from ..data.sources import list_pictures, split_holdout
+    from ..train.loop import load_pictures
+
+    _, files = split_holdout(list_pictures(images))
+    pictures = load_pictures(files)
+    if len(pictures) < 2:
+        raise ValueError(f"too few readable pictures in the validation split of {images}")
+    return pictures

@@ -1,0 +1,140 @@
+"""Stamp estimation from several pictures sharing it (Dekel et al.), and removal with a known stamp."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from desample.cli import main
+from desample.core import restore, unblend
+from desample.data.procedural import anime_picture
+from desample.metrics import enlarge_mask, psnr
+from desample.stamps.estimate import StampEstimate, estimate_stamp, load_stamp, locate, poisson_solve, save_stamp
+from desample.stamps.synthesis import Stamp, apply_stamp, classic_sample_stamp
+
+H, W = 330, 233
+
+
+def _set(k: int, stamp: Stamp, seed: int = 0) -> list[np.ndarray]:
+    return [apply_stamp(np.asarray(anime_picture(W, H, seed=seed + i), np.float32) / 255.0, stamp) for i in range(k)]
+
+
+def test_poisson_solve_inverts_forward_differences():
+    u = np.zeros((40, 50))
+    u[10:30, 12:40] = np.random.default_rng(0).random((20, 28))
+    gx = np.zeros_like(u)
+    gy = np.zeros_like(u)
+    gx[:, :-1] = u[:, 1:] - u[:, :-1]
+    gx[:, -1] = -u[:, -1]
+    gy[:-1] = u[1:] - u[:-1]
+    gy[-1] = -u[-1]
+    np.testing.assert_allclose(poisson_solve(gx, gy), u, atol=1e-8)
+
+
+@pytest.mark.parametrize(("k", "whole", "inside"), [(4, 0.05, 0.12), (8, 0.03, 0.09)])
+def test_matte_of_a_shared_glowing_sample_word(k, whole, inside):
+    stamp = classic_sample_stamp(H, W)
+    est = estimate_stamp(_set(k, stamp))
+    matte, color = est.placed((H, W), est.offsets[0])
+    err = np.abs(matte - stamp.alpha)
+    assert err.mean() < whole
+    assert err[stamp.mask].mean() < inside
+    strong = stamp.alpha > 0.4  # the white letters: their colour comes back
+    assert np.abs(color[strong] - stamp.color[strong]).mean() < 0.15
+
+
+def test_stamp_found_at_different_offsets_in_pictures_of_different_sizes():
+    small = classic_sample_stamp(200, 200)
+    rng = np.random.default_rng(1)
+    pictures, placements = [], []
+    for i in range(6):
+        h, w = int(rng.integers(260, 340)), int(rng.integers(220, 290))
+        oy, ox = int(rng.integers(0, h - 200)), int(rng.integers(0, w - 200))
+        alpha = np.zeros((h, w), np.float32)
+        color = np.zeros((h, w, 3), np.float32)
+        alpha[oy : oy + 200, ox : ox + 200] = small.alpha
+        color[oy : oy + 200, ox : ox + 200] = small.color
+        clean = np.asarray(anime_picture(w, h, seed=20 + i), np.float32) / 255.0
+        pictures.append(apply_stamp(clean, Stamp(alpha=alpha, color=color, kind="word")))
+        placements.append((oy, ox, alpha))
+    est = estimate_stamp(pictures)
+    (oy0, ox0, _), (ey0, ex0) = placements[0], est.offsets[0]
+    for (oy, ox, alpha), (ey, ex), picture in zip(placements, est.offsets, pictures, strict=True):
+        assert (ey - ey0, ex - ex0) == (oy - oy0, ox - ox0)  # the same relative placement
+        matte, _ = est.placed(picture.shape[:2], (ey, ex))
+        assert np.abs(matte - alpha).mean() < 0.05
+    # and a new picture carrying it is found by locate()
+    alpha = np.zeros((300, 260), np.float32)
+    color = np.zeros((300, 260, 3), np.float32)
+    alpha[40:240, 30:230], color[40:240, 30:230] = small.alpha, small.color
+    new = apply_stamp(np.asarray(anime_picture(260, 300, seed=99), np.float32) / 255.0, Stamp(alpha, color, "word"))
+    matte, _ = est.placed((300, 260), locate(est, new))
+    assert np.abs(matte - alpha).mean() < 0.05
+
+
+def test_estimation_needs_two_pictures_with_something_in_common():
+    with pytest.raises(ValueError, match="at least 2"):
+        estimate_stamp([np.zeros((20, 20, 3), np.float32)])
+    flat = [np.full((40, 40, 3), v, np.float32) for v in (0.2, 0.6)]
+    with pytest.raises(ValueError, match="no shared stamp"):
+        estimate_stamp(flat)
+
+
+def test_stamp_file_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    est = StampEstimate(matte=rng.random((20, 30)).astype(np.float32), color=rng.random((20, 30, 3)).astype(np.float32))
+    save_stamp(tmp_path / "s.png", est)
+    assert Image.open(tmp_path / "s.png").mode == "RGBA"
+    back = load_stamp(tmp_path / "s.png")
+    assert np.abs(back.matte - est.matte).max() <= 0.5 / 255 + 1e-6
+    assert np.abs(back.color - est.color).max() <= 0.5 / 255 + 1e-6
+    Image.new("RGB", (4, 4)).save(tmp_path / "rgb.png")
+    with pytest.raises(ValueError, match="RGBA"):
+        load_stamp(tmp_path / "rgb.png")
+
+
+def test_unblend_is_exact_where_see_through_and_leaves_the_opaque_part():
+    clean = np.asarray(anime_picture(W, H, seed=5), np.float32) / 255.0
+    stamp = classic_sample_stamp(H, W, opacity=0.9)
+    picture, rest = unblend(apply_stamp(clean, stamp), stamp.alpha, stamp.color)
+    see = stamp.alpha < 0.7
+    np.testing.assert_allclose(picture[see], clean[see], atol=1e-4)
+    assert (rest[see] == 0).all() and (rest[~see] == stamp.alpha[~see]).all()
+
+
+def test_known_stamp_removes_more_than_blind_with_the_shipped_model():
+    stamp = classic_sample_stamp(H, W)
+    truths = [anime_picture(2 * W, 2 * H, seed=40 + i) for i in range(6)]
+    pictures = [apply_stamp(np.asarray(t.resize((W, H), Image.BOX), np.float32) / 255.0, stamp) for t in truths]
+    est = estimate_stamp(pictures)
+    inside = enlarge_mask(stamp.mask, 2)
+    gains = []
+    for i, stamped in enumerate(pictures):
+        truth = np.asarray(truths[i], np.float32) / 255.0
+        blind = restore(stamped, _engine()).rgb
+        shared = restore(stamped, _engine(), stamp=est.placed((H, W), est.offsets[i])).rgb
+        gains.append(psnr(shared, truth, inside) - psnr(blind, truth, inside))
+    assert np.mean(gains) > 1.0
+
+
+def _engine():
+    from desample.engine.runtime import load_engine
+
+    return load_engine(threads=1)
+
+
+def test_cli_estimate_then_clean_with_the_stamp_and_shared(tmp_path, capsys):
+    stamp = classic_sample_stamp(H, W)
+    src = tmp_path / "set"
+    src.mkdir()
+    for i, pic in enumerate(_set(4, stamp, seed=60)):
+        Image.fromarray((pic * 255 + 0.5).astype(np.uint8)).save(src / f"p{i}.png")
+    assert main(["estimate", str(src), "-o", str(tmp_path / "stamp.png")]) == 0
+    rgba = np.asarray(Image.open(tmp_path / "stamp.png"), np.float32) / 255.0
+    assert rgba.shape[2] == 4 and rgba[..., 3].max() > 0.4
+    stamp_file = str(tmp_path / "stamp.png")
+    assert main(["clean", str(src / "p0.png"), "-o", str(tmp_path / "a.png"), "--stamp", stamp_file, "--threads", "1"]) == 0
+    assert Image.open(tmp_path / "a.png").size == (2 * W, 2 * H)
+    assert main(["clean", str(src), "-o", str(tmp_path / "out"), "--shared", "--threads", "1"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png", "p3.png"]
+    assert "estimated the shared stamp from 4 pictures" in capsys.readouterr().out
+    assert main(["clean", str(src / "p0.png"), "-o", str(tmp_path / "b.png"), "--shared"]) == 2  # one picture: nothing to share
