@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 OPAQUE = 0.95  # the matte is capped here: at a = 1 nothing of the picture shows through
+MIN_MATTE = 0.05  # estimated mattes below this are set to 0 (measured: it protects the picture around the stamp)
 
 
 @dataclass
@@ -207,7 +208,8 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 6) -> StampEstimate
         mx, my, magnitude = _median_gradients(stack)
         # The stamp's edges: shared by (nearly) all pictures, well above what chance leaves.
         noise = np.median(magnitude[magnitude > 0]) if (magnitude > 0).any() else 0.0
-        support = _dilate(magnitude > max(4 * noise, 0.02), 3)
+        strongest = np.quantile(magnitude, 0.998)  # the stamp's own edges (a stamp covers more than 0.2%)
+        support = _dilate(magnitude > max(4 * noise, 0.2 * strongest, 0.02), 3)
         if not support.any():
             raise ValueError("no shared stamp found: the pictures have nothing in common")
         if same_size or attempt == 2:
@@ -287,8 +289,25 @@ def _transparency(centred: np.ndarray, inside: np.ndarray) -> np.ndarray:
     return np.minimum(_cg(matvec, b, iters=3000), 0.0)
 
 
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """mask plus every region it encloses (what the border cannot reach without crossing it)."""
+    outside = np.zeros_like(mask)
+    outside[0, :], outside[-1, :], outside[:, 0], outside[:, -1] = ~mask[0, :], ~mask[-1, :], ~mask[:, 0], ~mask[:, -1]
+    while True:
+        grown = outside.copy()
+        grown[1:] |= outside[:-1]
+        grown[:-1] |= outside[1:]
+        grown[:, 1:] |= outside[:, :-1]
+        grown[:, :-1] |= outside[:, 1:]
+        grown &= ~mask
+        if (grown == outside).all():
+            return ~outside
+        outside = grown
+
+
 def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEstimate:
-    region = _dilate(support, 10)  # the stamp: its edges, the letters' insides, the glow
+    # The stamp: its edges, the letters' insides (enclosed by their edges), the glow around them.
+    region = _dilate(_fill_holes(_dilate(support, 2)), 6)
     box = _dilate(region, 8)  # and a ring of "no stamp" around it
     ys, xs = np.nonzero(box)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
@@ -304,7 +323,8 @@ def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEst
         gy = np.where(support[..., None], my, 0)[y0:y1, x0:x1]
         structure = np.stack([poisson_solve(gx[..., c], gy[..., c]) for c in range(3)], -1)
         matte = guided_filter(structure, matte, smooth, 1e-4)
-    matte = np.clip(np.where(inner, matte, 0), 0, OPAQUE).astype(np.float32)
+    # Below MIN_MATTE it is mostly noise, and unblending noise would only hurt the picture there.
+    matte = np.clip(np.where(inner & (matte >= MIN_MATTE), matte, 0), 0, OPAQUE).astype(np.float32)
     # The colour: mean over the set = a*W + (1-a)*mean(I), mean(I) filled in from around the stamp.
     ring = ~inner & np.isfinite(mean[..., 0])
     mu = np.stack([_fill_from(mean[..., c], ring) for c in range(3)], -1)
