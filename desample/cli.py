@@ -226,6 +226,11 @@ def cmd_export(args) -> int:
     path = export_onnx(model, args.output or DEFAULT_ONNX, info=info)
     checks = [np.random.default_rng(0).random((72, 96, 3)).astype(np.float32),
               np.asarray(anime_picture(233, 330, seed=1), np.float32) / 255.0]
+    example = Path(__file__).resolve().parent.parent / "examples" / "stamped.jpg"  # a stamped JPEG preview
+    if example.exists():
+        from .imageio import load_image
+
+        checks.append(load_image(example)[0])
     diff = max_difference(model, path, checks)
     print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MB); max |ONNX Runtime - PyTorch| = {diff:.2e}")
     return 0 if diff < 1e-3 else 1
