@@ -72,7 +72,11 @@ def cmd_clean(args) -> int:
     known, offsets = _known_stamp(args, pairs, load_image)
     failed = 0
     bar = tqdm(list(zip(pairs, outputs, strict=True)), unit="picture", disable=len(pairs) < 2 or args.quiet)
+    skipped = 0
     for (src, _), dst in bar:
+        if args.skip_existing and dst.exists():
+            skipped += 1  # outputs are written atomically: one that exists is complete
+            continue
         try:
             if dst.resolve() in inputs_resolved:
                 raise ValueError(f"output {dst} would overwrite an input; choose another -o")
@@ -93,7 +97,10 @@ def cmd_clean(args) -> int:
                 tqdm.write(f"{src} -> {dst} ({size}, stamp found on {100 * result.stamp_coverage:.1f}% of the input)")
         except (ImageLoadError, ValueError, OSError) as e:
             failed += 1
-            tqdm.write(f"error: {src}: {e}", file=sys.stderr)
+            why = str(e) if isinstance(e, ImageLoadError) else f"{src}: {e}"  # a load error names its file already
+            tqdm.write(f"error: {why}", file=sys.stderr)
+    if skipped and not args.quiet:
+        print(f"skipped {skipped} picture(s) whose output already exists")
     if failed:
         print(f"{failed} of {len(pairs)} picture(s) failed", file=sys.stderr)
         return 1
@@ -267,6 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: ONNX Runtime when installed (the plain install), else PyTorch")
     p.add_argument("--tile", type=int, default=TILE, help="tile size in input pixels (memory is bounded by it)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = all cores")
+    p.add_argument("--skip-existing", action="store_true", help="leave out inputs whose output exists (resume a stopped batch)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_clean)
 

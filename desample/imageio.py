@@ -25,11 +25,29 @@ def load_image(path: str | os.PathLike, as_uint8: bool = False) -> tuple[np.ndar
             im.load()
             im = ImageOps.exif_transpose(im)
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageLoadError(f"{path}: not a readable picture ({e})") from e
+        raise ImageLoadError(f"{path}: {_why(e)}") from e
     if as_uint8 and im.mode in ("RGB", "CMYK", "L", "P", "1", "YCbCr") and not (im.mode == "P" and "transparency" in im.info):
         return np.asarray(im.convert("RGB"), np.uint8), None
     rgb, alpha = pil_to_array(im)
     return (to_uint8(rgb) if as_uint8 else rgb), alpha
+
+
+def _why(e: Exception) -> str:
+    """Pillow's reason in a few plain words (its own messages repeat the path)."""
+    if isinstance(e, Image.DecompressionBombError):
+        return f"refused: too many pixels, possibly a decompression bomb ({str(e).split(' exceeds')[0].lower()})"
+    if isinstance(e, PermissionError):
+        return "permission denied"
+    if isinstance(e, IsADirectoryError):
+        return "is a folder"
+    if isinstance(e, FileNotFoundError):
+        return "no such file"
+    text = str(e)
+    if "truncated" in text:
+        return "the file is truncated"
+    if "cannot identify image file" in text:
+        return "not a picture (empty, unknown or damaged format)"
+    return f"not a readable picture ({text})"
 
 
 def pil_to_array(im: Image.Image) -> tuple[np.ndarray, np.ndarray | None]:
