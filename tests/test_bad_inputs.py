@@ -116,3 +116,47 @@ def test_skip_existing_resumes_a_stopped_batch(tmp_path, tiny_weights, capsys):
     assert (out / "p1.png").read_bytes() == b"done before"
     assert Image.open(out / "p0.png").size == (48, 40) and Image.open(out / "p2.png").size == (48, 40)
     assert "skipped 1 picture" in capsys.readouterr().out
+
+
+def test_weights_that_do_not_match_their_config_fail_clearly(tmp_path, tiny_weights, capsys):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    from desample.model.net import NetConfig
+
+    bad = tmp_path / "bad.safetensors"
+    save_file(load_file(tiny_weights), str(bad), metadata={"config": json.dumps(NetConfig().to_dict())})
+    anime_picture(20, 20, seed=1).save(tmp_path / "a.png")
+    assert main(["clean", str(tmp_path / "a.png"), "-o", str(tmp_path / "o.png"), "--model", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "do not match their saved config" in err and "Traceback" not in err
+
+
+def test_a_batch_killed_mid_run_leaves_no_half_output_and_finishes_when_run_again(tmp_path, tiny_weights):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "in"
+    src.mkdir()
+    for i in range(40):
+        anime_picture(160, 120, seed=i).save(src / f"p{i:02d}.png")
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "desample.cli", "clean", str(src), "-o", str(out), "--model", tiny_weights,
+           "--threads", "1", "-q", "--skip-existing"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(list(out.glob("p*.png"))) < 3:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done = sorted(out.glob("p*.png"))
+    assert 0 < len(done) < 40, "the batch should have been killed part-way"
+    for p in done:  # whatever exists is whole
+        Image.open(p).load()
+    for tmp in out.glob(".*"):  # a temp file may be left by the kill, never a half-written output
+        assert tmp.name.endswith(".tmp")
+    assert subprocess.run(cmd, timeout=300).returncode == 0
+    assert len(list(out.glob("p*.png"))) == 40

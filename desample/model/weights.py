@@ -58,5 +58,12 @@ def load_weights(path: str | os.PathLike | None = None, dtype: torch.dtype = tor
         config = NetConfig.from_dict(json.loads(path.with_suffix(".json").read_text())["config"])
     model = DesampleNet(config)
     state = clean_state_dict(load_file(str(path)))
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        raise ValueError(f"{path}: the weights do not match their saved config ({len(missing)} missing, "
+                         f"{len(unexpected)} unexpected, {len(wrong)} of another shape, e.g. {(missing + unexpected + wrong)[0]})")
     model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
     return model.to(dtype).eval()

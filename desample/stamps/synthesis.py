@@ -20,6 +20,7 @@ from .fonts import available_fonts, load_font
 
 # Below this the stamp changes a pixel by at most ~5/255: not worth calling "stamped".
 MASK_THRESHOLD = 0.02
+MIN_SIDE = 48  # stamps are drawn on at least this many px a side
 
 KINDS = ("word", "word_jp", "logo", "signature", "url", "tiled")
 
@@ -346,8 +347,13 @@ def make_stamp(h: int, w: int, rng: np.random.Generator, kind: str | None = None
     """A random stamp of `kind` (random when None) for an h x w picture.
 
     With `extra`, a small second stamp (URL, signature, logo) sometimes joins the main one, as on
-    real previews that carry both a SAMPLE word and the studio's address.
+    real previews that carry both a SAMPLE word and the studio's address. Pictures under
+    MIN_SIDE px get the middle of a stamp drawn for MIN_SIDE (text and logos need room to be drawn).
     """
+    if h < MIN_SIDE or w < MIN_SIDE:
+        big = make_stamp(max(h, MIN_SIDE), max(w, MIN_SIDE), rng, kind, extra)
+        y, x = (big.alpha.shape[0] - h) // 2, (big.alpha.shape[1] - w) // 2
+        return Stamp(alpha=big.alpha[y : y + h, x : x + w].copy(), color=big.color[y : y + h, x : x + w].copy(), kind=big.kind)
     if kind is None:
         # Big words are what users meet most: weight them up.
         kind = str(rng.choice(KINDS, p=[0.32, 0.18, 0.13, 0.1, 0.12, 0.15]))
