@@ -138,3 +138,30 @@ def test_cli_estimate_then_clean_with_the_stamp_and_shared(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png", "p2.png", "p3.png"]
     assert "estimated the shared stamp from 4 pictures" in capsys.readouterr().out
     assert main(["clean", str(src / "p0.png"), "-o", str(tmp_path / "b.png"), "--shared"]) == 2  # one picture: nothing to share
+
+
+def test_an_opaque_shared_stamp_is_found_opaque_and_filled_from_around():
+    stamp = classic_sample_stamp(H, W, opacity=1.0)
+    truths = [anime_picture(2 * W, 2 * H, seed=80 + i) for i in range(6)]
+    pictures = [apply_stamp(np.asarray(t.resize((W, H), Image.BOX), np.float32) / 255.0, stamp) for t in truths]
+    est = estimate_stamp(pictures)
+    matte, _ = est.placed((H, W), est.offsets[0])
+    letters = stamp.alpha > 0.99
+    assert (matte[letters] > 0.7).mean() > 0.6  # most of the opaque letters are found opaque
+    inside = enlarge_mask(stamp.mask, 2)
+    truth = np.asarray(truths[0], np.float32) / 255.0
+    blind = restore(pictures[0], _engine()).rgb
+    shared = restore(pictures[0], _engine(), stamp=est.placed((H, W), est.offsets[0])).rgb
+    assert psnr(shared, truth, inside) > psnr(blind, truth, inside) + 1.0
+
+
+def test_harmonic_fill_continues_flat_colour():
+    from desample.stamps.estimate import harmonic_fill
+
+    picture = np.zeros((30, 40, 3), np.float32)
+    picture[:, :20] = (0.9, 0.2, 0.1)
+    picture[:, 20:] = (0.1, 0.3, 0.8)
+    hole = np.zeros((30, 40), bool)
+    hole[10:20, 5:15] = True  # inside the left colour only
+    damaged = np.where(hole[..., None], 1.0, picture).astype(np.float32)
+    np.testing.assert_allclose(harmonic_fill(damaged, hole), picture, atol=1e-4)

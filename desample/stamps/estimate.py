@@ -24,6 +24,7 @@ import numpy as np
 from PIL import Image
 
 OPAQUE = 0.95  # the matte is capped here: at a = 1 nothing of the picture shows through
+OPAQUE_SPREAD = 0.1  # pictures differing by under this share of their usual spread: the stamp is opaque there
 MIN_MATTE = 0.05  # estimated mattes below this are set to 0 (measured: it protects the picture around the stamp)
 
 
@@ -316,6 +317,11 @@ def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEst
     with np.errstate(all="ignore"):
         mean = np.nanmean(sub, axis=0)
     matte = 1 - np.exp(_transparency(sub - mean, inner))
+    # Where the pictures do not differ at all the stamp hides everything: opaque (the steps above
+    # are blind there, having nothing to compare).
+    spread = np.sqrt(np.nan_to_num((sub - mean) ** 2).sum(axis=(0, 3)))
+    ring = ~inner & np.isfinite(mean[..., 0])
+    matte = np.where(inner & (spread < OPAQUE_SPREAD * _fill_from(spread, ring)), OPAQUE, matte)
     if smooth:
         # The stamp's structure, sharp and dense (Poisson reconstruction of the median gradients),
         # guides a light smoothing of what noise is left.
@@ -326,7 +332,6 @@ def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEst
     # Below MIN_MATTE it is mostly noise, and unblending noise would only hurt the picture there.
     matte = np.clip(np.where(inner & (matte >= MIN_MATTE), matte, 0), 0, OPAQUE).astype(np.float32)
     # The colour: mean over the set = a*W + (1-a)*mean(I), mean(I) filled in from around the stamp.
-    ring = ~inner & np.isfinite(mean[..., 0])
     mu = np.stack([_fill_from(mean[..., c], ring) for c in range(3)], -1)
     with np.errstate(all="ignore"):
         color = (np.nan_to_num(mean) - (1 - matte[..., None]) * mu) / np.maximum(matte[..., None], 1e-3)
@@ -356,3 +361,37 @@ def locate(est: StampEstimate, picture: np.ndarray) -> tuple[int, int]:
     picture = picture.astype(np.float32) / 255.0 if picture.dtype == np.uint8 else np.asarray(picture, np.float32)
     dy, dx = _shift(_edges(picture), _edges(seen))
     return dy, dx
+
+
+def harmonic_fill(picture: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """picture (H, W, 3) with the `hole` pixels replaced by the smoothest continuation of their
+    surroundings (Laplace's equation, surroundings fixed): where an opaque stamp hid everything,
+    anime's flat colours carry on under it."""
+    if not hole.any():
+        return picture
+    ys, xs = np.nonzero(hole)
+    y0, y1 = max(ys.min() - 1, 0), min(ys.max() + 2, hole.shape[0])
+    x0, x1 = max(xs.min() - 1, 0), min(xs.max() + 2, hole.shape[1])
+    sub = picture[y0:y1, x0:x1].astype(np.float64)
+    inside = hole[y0:y1, x0:x1]
+    known = np.where(inside[..., None], 0.0, sub)
+
+    def neighbours_sum(v):
+        out = np.zeros_like(v)
+        out[1:] += v[:-1]
+        out[:-1] += v[1:]
+        out[:, 1:] += v[:, :-1]
+        out[:, :-1] += v[:, 1:]
+        return out
+
+    count = neighbours_sum(np.ones(inside.shape + (1,)))  # 2..4 neighbours at the edges of the box
+
+    def matvec(v):  # (count - adjacency) restricted to the hole: symmetric positive definite
+        v = v * inside[..., None]
+        return (count * v - neighbours_sum(v)) * inside[..., None]
+
+    b = neighbours_sum(known) * inside[..., None]
+    filled = _cg(matvec, b, iters=2000, tol=1e-6)
+    out = picture.copy()
+    out[y0:y1, x0:x1] = np.where(inside[..., None], filled, sub).astype(picture.dtype)
+    return out
