@@ -10,7 +10,7 @@ from pathlib import Path
 
 from .data.sources import IMAGE_EXTENSIONS
 
-TILE = 512  # input pixels per tile side; see docs/speed.md for the measurement behind it
+TILE = 512  # input pixels per tile side; docs/speed/speed.md has the measurement behind it
 
 
 def _expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
