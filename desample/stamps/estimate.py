@@ -1,18 +1,20 @@
 """Estimate one stamp from several pictures that share it (after Dekel et al., CVPR 2017).
 
 Every picture of a set is J_k = a*W + (1-a)*I_k with the same matte a and colour W. So:
-1. Where: the stamp is the only structure all pictures share. Its position in each picture is
-   found by cross-correlating edge maps (pictures may differ in size; the stamp may move), and the
-   median of the aligned gradients keeps the stamp's edges and drops the pictures' own.
-2. How opaque: under the stamp, the pictures still vary, but only by (1-a): across the set,
-   the spread of J_k at a pixel is (1-a) times the spread of natural pictures there, which is
-   smooth and is measured around the stamp. The spread ratio gives a per pixel.
+1. Where: the stamp is the only structure all pictures share. Pictures of different sizes are
+   aligned by cross-correlating edge maps (then re-aligned on the stamp's own edges); same-size
+   pictures are taken as aligned. The median of the aligned gradients, kept where nearly every
+   picture agrees with it, marks the stamp's edges; the letters' insides are the holes they enclose.
+2. How opaque: under the stamp the pictures differ only by (1-a) times their own differences,
+   which neighbouring pixels share wherever the pictures are smooth. The energy ratio of
+   neighbours gives the step of log(1-a) across each edge; a weighted least-squares integration
+   (conjugate gradients) gives the field, and a guided filter on the Poisson reconstruction of
+   the median gradients smooths what noise is left. Where the pictures do not differ at all the
+   stamp is opaque.
 3. Which colour: the mean over the set is a*W + (1-a)*mean(I), so W follows from a.
-The raw a is noisy with a handful of pictures; an edge-aware (guided) filter whose guide is the
-stamp's own structure (step 1) smooths it without blurring the letters' edges.
 
-Then I_k = (J_k - a*W) / (1 - a) wherever the stamp is see-through; only its opaque parts need
-the network to paint.
+Then I_k = (J_k - a*W) / (1 - a) wherever the stamp is see-through; the opaque rest is filled from
+around it and refined by the network (core.restore).
 """
 
 from __future__ import annotations
