@@ -54,10 +54,12 @@ def cmd_clean(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from .core import restore
+    from .core import fit_mask, restore
     from .engine.runtime import load_engine
     from .imageio import ImageLoadError, load_image, save_image
 
+    if not 0 <= args.denoise <= 1:
+        raise ValueError(f"--denoise must be between 0 and 1, not {args.denoise}")
     pairs = _expand_inputs(args.inputs)
     if not pairs:
         print("no pictures found in the inputs", file=sys.stderr)
@@ -83,13 +85,14 @@ def cmd_clean(args) -> int:
             rgb, alpha = load_image(src, as_uint8=True)
             mask = stamp = None
             if user_mask is not None:
-                mask = _fit_mask(user_mask, rgb.shape[:2])
+                mask = fit_mask(user_mask, rgb.shape[:2])
             if known is not None:
                 from .stamps.estimate import locate
 
                 offset = offsets.get(src) or locate(known, rgb)
                 stamp = known.placed(rgb.shape[:2], offset)
-            result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8, stamp=stamp)
+            result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8,
+                             stamp=stamp, detect=not args.no_detect, denoise=args.denoise, inpaint=args.inpaint)
             del rgb
             save_image(dst, result.rgb, result.alpha)
             if not args.quiet:
@@ -111,8 +114,6 @@ def _known_stamp(args, pairs, load_image):
     """(StampEstimate or None, {input: stamp offset}) from --stamp FILE or --shared."""
     if args.stamp and args.shared:
         raise ValueError("give --stamp or --shared, not both")
-    if args.mask and (args.stamp or args.shared):
-        raise ValueError("give --mask or a known stamp (--stamp/--shared), not both")
     if args.stamp:
         from .stamps.estimate import load_stamp
 
@@ -145,17 +146,6 @@ def cmd_estimate(args) -> int:
     for (src, _), (oy, ox) in zip(pairs, est.offsets, strict=True):
         print(f"  {src}: stamp at x={ox}, y={oy}")
     return 0
-
-
-def _fit_mask(mask, shape):
-    """The user's mask at the picture's size (nearest neighbour, so it stays binary)."""
-    import numpy as np
-    from PIL import Image
-
-    h, w = shape
-    if mask.shape != (h, w):
-        mask = np.asarray(Image.fromarray((mask * 255).astype(np.uint8)).resize((w, h), Image.NEAREST), np.float32) / 255.0
-    return (mask > 0.5).astype(np.float32)
 
 
 def cmd_train(args) -> int:
@@ -257,6 +247,19 @@ def cmd_log(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    try:
+        from .web.app import ServeSettings, serve
+    except ImportError as e:
+        print(f"error: the web page needs the `web` extra: pip install -e '.[web]' ({e})", file=sys.stderr)
+        return 2
+    settings = ServeSettings(model=args.model, engine=args.engine, threads=args.threads, workers=args.workers,
+                             queue=args.queue, max_upload_mb=args.max_upload_mb, max_pixels=int(args.max_megapixels * 1e6))
+    print(f"desample: open http://{args.host}:{args.port}/ in a browser (the API is described at /docs)")
+    serve(args.host, args.port, settings)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="desample", description="Remove SAMPLE watermarks from anime pictures and enlarge them 2x/4x.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -269,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help="a picture of the stamp's mask (white = stamp), used for every input")
     p.add_argument("--stamp", help="a known stamp (RGBA: colour + matte, from `desample estimate`), found in each picture")
     p.add_argument("--shared", action="store_true", help="the inputs share one stamp: estimate it from all of them first")
+    p.add_argument("--inpaint", action="store_true", help="repaint the --mask area from its surroundings before the "
+                   "network refines it (small areas; without it the mask guides the network)")
+    p.add_argument("--no-detect", action="store_true", help="no automatic stamp detection: enlarge and denoise only "
+                   "(a --mask or --stamp is still removed)")
+    p.add_argument("--denoise", type=float, default=1.0, help="JPEG noise reduction, 0 to 1: 1 = the model's full "
+                   "strength, lower keeps that share of the picture's grain and noise outside the stamp")
     p.add_argument("--model", default=None, help="model file: .onnx (ONNX Runtime) or .safetensors (PyTorch); default: the shipped model")
     p.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"),
                    help="auto: ONNX Runtime when installed (the plain install), else PyTorch")
@@ -318,6 +327,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", default=None, help="ONNX file; default: beside the shipped weights")
     e.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
     e.set_defaults(func=cmd_export)
+
+    sv = sub.add_parser("serve", help="a web page to clean pictures in the browser (needs the `web` extra)", formatter_class=fmt)
+    sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--model", default=None, help="model file (.onnx or .safetensors); default: the shipped model")
+    sv.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"))
+    sv.add_argument("--threads", type=int, default=0, help="CPU threads per picture; 0 = all cores")
+    sv.add_argument("--workers", type=int, default=1, help="pictures cleaned at the same time")
+    sv.add_argument("--queue", type=int, default=8, help="requests that may wait for a worker; past them the server answers 503")
+    sv.add_argument("--max-upload-mb", type=float, default=30.0, help="largest request body")
+    sv.add_argument("--max-megapixels", type=float, default=16.0, help="largest input picture")
+    sv.set_defaults(func=cmd_serve)
     return parser
 
 

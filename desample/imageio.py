@@ -17,15 +17,32 @@ class ImageLoadError(ValueError):
     """The file could not be read as a picture."""
 
 
-def load_image(path: str | os.PathLike, as_uint8: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+class TooLargeError(ImageLoadError):
+    """The picture has more pixels than allowed (found from its header, before decoding)."""
+
+
+def load_image(path, as_uint8: bool = False, max_pixels: int | None = None, name: str | None = None
+               ) -> tuple[np.ndarray, np.ndarray | None]:
     """(rgb, alpha): rgb (H, W, 3) float32 in [0,1] (uint8 if as_uint8: 4x less memory);
-    alpha (H, W) float32 in [0,1] or None."""
+    alpha (H, W) float32 in [0,1] or None.
+
+    path: a file path or a binary file object (then `name` is what error messages call it).
+    max_pixels: refuse larger pictures from their header, before decoding anything.
+    """
+    name = name or str(path)
     try:
         with Image.open(path) as im:
+            if max_pixels is not None and im.width * im.height > max_pixels:
+                raise TooLargeError(f"{name}: {im.width}x{im.height} is too large "
+                                    f"({im.width * im.height / 1e6:.1f} MP; the limit is {max_pixels / 1e6:.1f} MP)")
             im.load()
             im = ImageOps.exif_transpose(im)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        raise ImageLoadError(f"{path}: {_why(e)}") from e
+    except ImageLoadError:
+        raise
+    except Image.DecompressionBombError as e:
+        raise TooLargeError(f"{name}: {_why(e)}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise ImageLoadError(f"{name}: {_why(e)}") from e
     if as_uint8 and im.mode in ("RGB", "CMYK", "L", "P", "1", "YCbCr") and not (im.mode == "P" and "transparency" in im.info):
         return np.asarray(im.convert("RGB"), np.uint8), None
     rgb, alpha = pil_to_array(im)

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -160,3 +161,29 @@ def test_bicubic_module_is_pytorch_bicubic():
         x = torch.rand(2, 3, 13, 21)
         want = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False)
         torch.testing.assert_close(Bicubic(scale)(x), want, atol=1e-5, rtol=0)
+
+
+def test_restore_options_detect_denoise_inpaint():
+    """detect=False tells the net there is no stamp; denoise < 1 gives back the share of (input -
+    clean LR) outside the stamp; inpaint fills the mask before the net refines it."""
+    model = randomised(DesampleNet(TINY))
+    rgb = np.random.default_rng(3).random((24, 32, 3)).astype(np.float32)
+    full = restore(rgb, model, scale=1)
+    none = restore(rgb, model, scale=1, denoise=0.0)
+    half = restore(rgb, model, scale=1, denoise=0.5)
+    from desample.stamps.estimate import dilate
+
+    away = ~dilate(full.mask > 0.5, 3)
+    np.testing.assert_allclose(none.rgb[away], rgb[away], atol=1e-5)  # no noise reduction: the input comes back
+    np.testing.assert_allclose(half.rgb[away], np.clip((full.rgb[away] + rgb[away]) / 2, 0, 1), atol=1e-5)
+    assert restore(rgb, model, scale=2, denoise=0.0).rgb.shape == (48, 64, 3)
+    blind_off = restore(rgb, model, scale=1, detect=False)
+    assert not np.allclose(blind_off.rgb, full.rgb)  # the "no stamp" guide reaches the net
+    mask = np.zeros((24, 32), np.float32)
+    mask[8:16, 8:16] = 1
+    guided = restore(rgb, model, scale=1, mask=mask, detect=False)
+    filled = restore(rgb, model, scale=1, mask=mask, detect=False, inpaint=True)
+    assert (guided.mask >= mask).all() and (filled.mask >= mask).all()
+    assert np.abs(guided.rgb - filled.rgb)[8:16, 8:16].mean() > 10 * np.abs(guided.rgb - filled.rgb)[:4].mean()
+    with pytest.raises(ValueError, match="denoise"):
+        restore(rgb, model, denoise=1.5)

@@ -102,7 +102,7 @@ def build_methods(engine, names: list[str] | None, threads: int) -> list[Method]
     kind = type(engine).__name__.replace("Engine", "")
     methods = [
         Method("desample", lambda c: restore(c.stamped, engine).rgb, "stamped", f"blind; {kind}"),
-        Method("desample_mask", lambda c: restore(c.stamped, engine, mask=c.mask.astype(np.float32)).rgb, "stamped",
+        Method("desample_mask", lambda c: restore(c.stamped, engine, mask=c.mask.astype(np.float32), detect=False).rgb, "stamped",
                f"true mask given (--mask); {kind}"),
         Method("bicubic", lambda c: bicubic(c.stamped, 2), "stamped"),
     ]

@@ -65,7 +65,7 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
             outputs = {
                 "desample (blind)": restore(p.stamped, engine).rgb,
                 "desample --shared": restore(p.stamped, engine, stamp=(matte, color)).rgb,
-                "shared, guide channel only": restore(p.stamped, engine, mask=matte).rgb,
+                "shared, guide channel only": restore(p.stamped, engine, mask=matte, detect=False).rgb,
                 "true stamp (bound)": restore(p.stamped, engine, stamp=(p.alpha, np.ascontiguousarray(p.color))).rgb,
                 "bicubic": bicubic(p.stamped, 2),
             }

@@ -19,6 +19,8 @@ around it and refined by the network (core.restore).
 
 from __future__ import annotations
 
+import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -54,11 +56,12 @@ class StampEstimate:
 # -- files ------------------------------------------------------------------------------------------
 
 
-def save_stamp(path: str | Path, est: StampEstimate) -> None:
-    """An RGBA PNG a person can open: colour in RGB, matte in A."""
+def save_stamp(path, est: StampEstimate) -> None:
+    """An RGBA PNG a person can open: colour in RGB, matte in A. path: a file path or a binary file object."""
     rgba = np.concatenate([est.color, est.matte[..., None]], axis=2)
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(np.clip(rgba * 255 + 0.5, 0, 255).astype(np.uint8), "RGBA").save(path)
+    if isinstance(path, (str, os.PathLike)):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.clip(rgba * 255 + 0.5, 0, 255).astype(np.uint8), "RGBA").save(path, format="PNG")
 
 
 def load_stamp(path: str | Path) -> StampEstimate:
@@ -183,7 +186,8 @@ def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     gx[:, :, :-1] = stack[:, :, 1:] - stack[:, :, :-1]
     gy[:, :-1] = stack[:, 1:] - stack[:, :-1]
     count = np.isfinite(gx[..., 0]).sum(0)
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns (picture borders) are expected
         mx = np.nanmedian(gx, axis=0)
         my = np.nanmedian(gy, axis=0)
         norm = np.sqrt((mx**2 + my**2).sum(-1, keepdims=True))
@@ -195,7 +199,7 @@ def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     return np.where(bad, 0, mx), np.where(bad, 0, my), agreement
 
 
-def _dilate(mask: np.ndarray, r: int) -> np.ndarray:
+def dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return _box(mask.astype(np.float32), r) > 1e-6
 
 
@@ -212,7 +216,7 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 6) -> StampEstimate
         # The stamp's edges: shared by (nearly) all pictures, well above what chance leaves.
         noise = np.median(magnitude[magnitude > 0]) if (magnitude > 0).any() else 0.0
         strongest = np.quantile(magnitude, 0.998)  # the stamp's own edges (a stamp covers more than 0.2%)
-        support = _dilate(magnitude > max(4 * noise, 0.2 * strongest, 0.02), 3)
+        support = dilate(magnitude > max(4 * noise, 0.2 * strongest, 0.02), 3)
         if not support.any():
             raise ValueError("no shared stamp found: the pictures have nothing in common")
         if same_size or attempt == 2:
@@ -310,8 +314,8 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEstimate:
     # The stamp: its edges, the letters' insides (enclosed by their edges), the glow around them.
-    region = _dilate(_fill_holes(_dilate(support, 2)), 6)
-    box = _dilate(region, 8)  # and a ring of "no stamp" around it
+    region = dilate(_fill_holes(dilate(support, 2)), 6)
+    box = dilate(region, 8)  # and a ring of "no stamp" around it
     ys, xs = np.nonzero(box)
     y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
     sub = stack[:, y0:y1, x0:x1]

@@ -38,7 +38,7 @@ def evaluate(model, previews: list[Preview], scale: int = 2, guided: bool = Fals
     """Mean metrics of the model and of bicubic enlargement of the stamped input, and mask IoU."""
     rows = []
     for pv in previews:
-        res = restore(pv.stamped, model, scale=scale, mask=pv.alpha if guided else None, tile=512)
+        res = restore(pv.stamped, model, scale=scale, mask=pv.alpha if guided else None, tile=512, detect=not guided)
         m = picture_metrics(res.rgb, pv.hr, pv.mask, scale)
         b = picture_metrics(bicubic(pv.stamped, scale), pv.hr, pv.mask, scale)
         m.update({f"bicubic_{k}": v for k, v in b.items()})
