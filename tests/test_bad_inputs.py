@@ -30,6 +30,13 @@ def _bytes(im: Image.Image, fmt: str, **kw) -> bytes:
     return buf.getvalue()
 
 
+def _ycck(cmyk_jpeg: bytes) -> bytes:
+    """A CMYK JPEG relabelled YCCK (Adobe APP14 transform 2), as Photoshop writes them: decoded as YCCK."""
+    at = cmyk_jpeg.index(b"Adobe")
+    assert cmyk_jpeg[at - 4:at - 2] == b"\xff\xee"  # the APP14 marker
+    return cmyk_jpeg[:at + 11] + b"\x02" + cmyk_jpeg[at + 12:]
+
+
 @pytest.fixture()
 def corpus(tmp_path):
     """name -> (file, expected: 'ok' or 'error')."""
@@ -54,6 +61,8 @@ def corpus(tmp_path):
         "icc.jpg": (_bytes(base, "JPEG", icc_profile=b"\0" * 128), "ok"),
         "名前 with spaces.png": (png, "ok"),
     }
+    files["wide.png"] = (_bytes(Image.new("RGB", (65535, 1), (90, 30, 200)), "PNG"), "ok")  # the widest a PNG header says
+    files["ycck.jpg"] = (_ycck(files["cmyk.jpg"][0]), "ok")
     exif = Image.Exif()
     exif[0x0112] = 6  # rotated: 40x30 stored, 30x40 shown
     files["rotated.jpg"] = (_bytes(base, "JPEG", exif=exif.tobytes()), "ok")
@@ -91,6 +100,7 @@ def test_every_bad_input_gets_one_clear_line_and_the_batch_goes_on(corpus, tiny_
     assert "decompression bomb" in err and "truncated" in err
     assert Image.open(out / "rotated.png").size == (60, 80)  # EXIF orientation applied, then 2x
     assert Image.open(out / "palette_transparent.png").mode == "RGBA"
+    assert Image.open(out / "wide.png").size == (131070, 2)
     assert _digest(src) == before  # no input touched
     assert not list(out.rglob("*.tmp")) and not list(out.rglob(".*"))  # no temp files left behind
 
@@ -158,5 +168,7 @@ def test_a_batch_killed_mid_run_leaves_no_half_output_and_finishes_when_run_agai
         Image.open(p).load()
     for tmp in out.glob(".*"):  # a temp file may be left by the kill, never a half-written output
         assert tmp.name.endswith(".tmp")
+    (out / ".p39.png.x1y2z3.tmp").write_bytes(b"half a picture")  # as a kill while writing p39 leaves it
     assert subprocess.run(cmd, timeout=300).returncode == 0
     assert len(list(out.glob("p*.png"))) == 40
+    assert list(out.glob("*.tmp")) == list(out.glob(".*")) == []  # stale temp files swept when their output is written

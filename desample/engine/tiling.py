@@ -35,6 +35,15 @@ def _layout(n: int, core: int, overlap: int, multiple: int) -> tuple[int, list[i
     return length, [*starts, n - length]
 
 
+def _widest_core(across: int, core: int, tile: int, border: int, multiple: int) -> int:
+    """The core length along one side when the other side is `across` px: `core`, or longer when
+    the picture is narrower than a tile that way, keeping the tile's area at most tile x tile."""
+    if across > core:
+        return core
+    other = _round_up(across + 2 * border, multiple)
+    return max(core, (tile * tile // other - 2 * border) // multiple * multiple)
+
+
 def _ramp(length: int, overlap: int, ramp_start: bool, ramp_end: bool) -> np.ndarray:
     w = np.ones(length, np.float32)
     if overlap > 0:
@@ -83,8 +92,11 @@ def run_tiled(
     h, w = x.shape[:2]
     core = max(multiple, tile - 2 * border)  # LR pixels each tile contributes, at most
     overlap = min(overlap, core // 2)
-    core_h, ys = _layout(h, core, overlap, multiple)
-    core_w, xs = _layout(w, core, overlap, multiple)
+    # A strip (a 1000-px-wide banner, a tall webtoon page) fits one tile across: let the tiles run
+    # longer along it, at the same area, instead of paying the border on every short tile.
+    core_h, core_w = (_widest_core(n, core, tile, border, multiple) for n in (w, h))
+    core_h, ys = _layout(h, core_h, overlap, multiple)
+    core_w, xs = _layout(w, core_w, overlap, multiple)
     tile_h = _round_up(core_h + 2 * border, multiple)
     tile_w = _round_up(core_w + 2 * border, multiple)
     cols = [_mirror(np.arange(x0 - border, x0 - border + tile_w), w) for x0 in xs]
