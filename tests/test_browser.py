@@ -5,6 +5,7 @@ on 127.0.0.1. `.ci/run` installs Chromium; elsewhere these tests are skipped whe
 import io
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -183,3 +184,34 @@ def test_shared_stamp_option(page, tmp_path):
     assert page.locator("#stamp-figure").is_visible()
     assert page.locator("#stamp-preview").evaluate("img => img.naturalWidth") == w
     assert page.locator("#overall-text").inner_text() == "4 of 4 done"
+
+
+def test_busy_server_message_then_retry(browser, tmp_path):
+    """Another caller holds the only slot: the page says the server is busy, waits Retry-After, tries again."""
+    import threading
+
+    import httpx
+
+    from .test_web import _SlowEngine
+
+    slow = _SlowEngine(load_engine(threads=2))
+    app = create_app(ServeSettings(workers=1, queue=0, retry_after=1), engine=slow)
+    path, _ = _stamped_file(tmp_path)
+    with serving_in_thread(app) as url:
+        holder = threading.Thread(target=lambda: httpx.post(
+            f"{url}/api/clean", files={"file": ("p.png", path.read_bytes(), "image/png")}, timeout=60))
+        holder.start()
+        while app.state.gate.inside < 1:
+            time.sleep(0.01)
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(url)
+        page.set_input_files("#files", str(path))
+        page.click("#run")
+        page.wait_for_function("document.querySelector('.card .state-text').textContent.includes('busy')", timeout=10_000)
+        assert "waiting 1 s" in page.locator(".card .state-text").inner_text()
+        slow.release.set()
+        holder.join(60)
+        card = _wait_done(page)
+        assert card.locator(".state-text").inner_text().startswith("done")
+        context.close()

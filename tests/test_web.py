@@ -121,7 +121,10 @@ def test_path_tricks_in_file_names_go_nowhere(engine, tmp_path, monkeypatch):
 
 def test_temporary_folder_is_its_own_and_is_removed(engine):
     before = tempfile.gettempdir()
-    app = create_app(ServeSettings(), engine=engine)
+    embedded = create_app(ServeSettings(), engine=engine)
+    with TestClient(embedded):
+        assert tempfile.gettempdir() == before  # an app inside another process leaves its temp folder alone
+    app = create_app(ServeSettings(), engine=engine, own_tempdir=True)  # as `desample serve` makes it
     with TestClient(app) as client:
         ours = app.state.runtime["tmp"]
         assert tempfile.gettempdir() == str(ours) and ours.is_dir()

@@ -235,22 +235,29 @@ class Cleaner:
                                 "coverage": round(float((est.matte > 0.05).mean()), 4)}
 
 
-def create_app(settings: ServeSettings | None = None, engine=None) -> FastAPI:
-    """The application. engine: an engine or model to use instead of loading `settings.model`."""
+def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: bool = False) -> FastAPI:
+    """The application. engine: an engine or model to use instead of loading `settings.model`.
+
+    own_tempdir: the process is this server alone (`desample serve`): point Python's temporary
+    folder, where the multipart parser spools uploads over 1 MB, at the server's own folder for its
+    life. Off for an app embedded in another process, whose temporary folder it must not move.
+    """
     settings = settings or ServeSettings()
     state: dict = {}
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        # Spooled uploads over 1 MB go to Python's temporary folder: make it ours, and remove it at the end.
         state["tmp"] = Path(tempfile.mkdtemp(prefix="desample-serve-"))
-        previous, tempfile.tempdir = tempfile.tempdir, str(state["tmp"])
+        previous = tempfile.tempdir
+        if own_tempdir:
+            tempfile.tempdir = str(state["tmp"])
         state["cleaner"] = Cleaner(settings, engine)
         try:
             yield
         finally:
             state["cleaner"].pool.shutdown(wait=True, cancel_futures=True)
-            tempfile.tempdir = previous
+            if own_tempdir:
+                tempfile.tempdir = previous
             shutil.rmtree(state["tmp"], ignore_errors=True)
 
     app = FastAPI(
@@ -327,7 +334,7 @@ def create_app(settings: ServeSettings | None = None, engine=None) -> FastAPI:
 def serve(host: str = "127.0.0.1", port: int = 8000, settings: ServeSettings | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(settings, own_tempdir=True), host=host, port=port, log_level="info")
 
 
 @contextmanager
