@@ -177,15 +177,15 @@ def restore(
         _pass(engine, rgb, mask, tile, first, lr_clean, found, no_stamp=no_stamp)
     if mask is not None:
         found = np.maximum(found, mask)  # where the stamp was treated: the given mask too
-    if denoise < 1:
-        first = _keep_noise(first, rgb, first if scale == 1 else lr_clean, found if mask is None else mask, 1 - denoise)
-    del lr_clean
     result = first
     if scale == 4:
         # 4x = 2x twice; the second pass is told "there is no stamp" (guide given, all zero).
         result = np.empty((h * 4, w * 4, 3), dtype)
         _pass(engine, first, None, tile, result, None, None, no_stamp=True)
         del first
+    if denoise < 1:  # last, so that a 4x second pass does not clean the kept grain away again
+        result = _keep_noise(result, rgb, result if scale == 1 else lr_clean, found, 1 - denoise)
+    del lr_clean
     big_alpha = None
     if alpha is not None:
         big_alpha = alpha if scale == 1 else _enlarge_alpha(alpha, (result.shape[1], result.shape[0]))

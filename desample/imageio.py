@@ -101,14 +101,18 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
     return np.clip(arr * 255.0 + 0.5, 0, 255).astype(np.uint8)
 
 
+def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
+    """An RGB (or RGBA, with alpha) Pillow picture from float [0,1] or uint8 arrays."""
+    if alpha is not None:
+        return Image.fromarray(np.concatenate([to_uint8(rgb), to_uint8(alpha)[..., None]], axis=2), "RGBA")
+    return Image.fromarray(to_uint8(rgb), "RGB")
+
+
 def save_image(path: str | os.PathLike, rgb: np.ndarray, alpha: np.ndarray | None = None) -> None:
     """Write atomically (temp file + rename), so a crash never leaves half a picture behind."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if alpha is not None:
-        im = Image.fromarray(np.concatenate([to_uint8(rgb), to_uint8(alpha)[..., None]], axis=2), "RGBA")
-    else:
-        im = Image.fromarray(to_uint8(rgb), "RGB")
+    im = to_pil(rgb, alpha)
     fmt = {".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP"}.get(path.suffix.lower(), "PNG")
     if fmt == "JPEG" and im.mode == "RGBA":
         im = im.convert("RGB")

@@ -26,13 +26,12 @@ import numpy as np
 from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from PIL import Image
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
 from ..core import SCALES, fit_mask, restore
 from ..engine.runtime import load_engine
-from ..imageio import ImageLoadError, TooLargeError, load_image, to_uint8
+from ..imageio import ImageLoadError, TooLargeError, load_image, to_pil
 
 STATIC = Path(__file__).parent / "static"
 API_PATHS = ("/api/clean", "/api/estimate")
@@ -133,12 +132,8 @@ def _content_disposition(name: str) -> str:
 
 
 def _png(rgb: np.ndarray, alpha: np.ndarray | None) -> bytes:
-    if alpha is not None:
-        im = Image.fromarray(np.concatenate([to_uint8(rgb), to_uint8(alpha)[..., None]], axis=2), "RGBA")
-    else:
-        im = Image.fromarray(to_uint8(rgb), "RGB")
     buf = io.BytesIO()
-    im.save(buf, "PNG", compress_level=3)  # level 3: much faster than the default 6, a little bigger
+    to_pil(rgb, alpha).save(buf, "PNG", compress_level=3)  # level 3: much faster than the default 6, a little bigger
     return buf.getvalue()
 
 
@@ -213,8 +208,7 @@ class Cleaner:
             stamp = known.placed((h, w), locate(known, rgb))
         start = time.perf_counter()
         result = restore(rgb, self.engine, scale=scale, alpha=alpha, mask=mask, tile=self.settings.tile,
-                         dtype=np.uint8, stamp=stamp, detect=detect, denoise=denoise,
-                         inpaint=inpaint and mask is not None)
+                         dtype=np.uint8, stamp=stamp, detect=detect, denoise=denoise, inpaint=inpaint)
         seconds = time.perf_counter() - start
         png = _png(result.rgb, result.alpha)
         info = {"width": result.rgb.shape[1], "height": result.rgb.shape[0],
