@@ -155,7 +155,12 @@ def cmd_train(args) -> int:
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     cfg = cfg.updated(overrides)
-    train(cfg)
+    if cfg.swarm:
+        from .train.swarm import train_swarm
+
+        train_swarm(cfg)
+    else:
+        train(cfg)
     return 0
 
 
@@ -300,8 +305,17 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="weights to start from when there is no checkpoint yet")
     t.add_argument("--export", help="write the best EMA weights here (fp16 safetensors + JSON)")
     for name, typ in (("steps", int), ("batch", int), ("patch", int), ("patch-late", int), ("late-after", int),
-                      ("lr", float), ("procedural", int), ("val-every", int), ("ckpt-every", int), ("threads", int), ("seed", int)):
+                      ("lr", float), ("procedural", int), ("val-every", int), ("ckpt-every", int), ("threads", int), ("seed", int),
+                      ("accum", int), ("workers", int)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
+    t.add_argument("--reindex", action="store_true", default=None, help="list the picture folders again (cached index)")
+    sw = t.add_argument_group("volunteer swarm (pip install -e '.[swarm]')")
+    sw.add_argument("--swarm", action="store_true", default=None, help="train with peers over the internet (hivemind)")
+    sw.add_argument("--initial-peers", nargs="+", help="multiaddrs of running peers (as printed by the first one)")
+    sw.add_argument("--swarm-host", help="address to listen on (default 0.0.0.0)")
+    sw.add_argument("--swarm-port", type=int, help="port to listen on (default: any free one)")
+    sw.add_argument("--run-id", help="peers with the same run id train together (default desample)")
+    sw.add_argument("--swarm-batch", type=int, help="samples over all peers per optimiser step (default 256)")
     t.set_defaults(func=cmd_train)
     b = sub.add_parser("bench", help="compare with bicubic, waifu2x, Real-CUGAN, Real-ESRGAN on stamped previews", formatter_class=fmt)
     b.add_argument("--images", help="picture folder (its validation split); default: procedural pictures")

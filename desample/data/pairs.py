@@ -7,6 +7,7 @@ SAMPLE word spans the picture as on real previews; training crops are then cut f
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -107,13 +108,19 @@ class CropSampler:
     fraction of a training step while every crop still comes from a freshly stamped picture soon.
     """
 
-    def __init__(self, pictures: list[Image.Image], rng: np.random.Generator, scale: int = 2, pool_size: int = 48,
-                 guide_prob: float = 0.3):
+    def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
+                 pool_size: int = 48, guide_prob: float = 0.3):
+        """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`)."""
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
         self.pool = [self._new_preview() for _ in range(pool_size)]
 
+    def _next_picture(self) -> Image.Image:
+        if isinstance(self.pictures, Sequence):
+            return self.pictures[int(self.rng.integers(len(self.pictures)))]
+        return next(self.pictures)
+
     def _new_preview(self) -> Preview:
-        pic = self.pictures[int(self.rng.integers(len(self.pictures)))]
+        pic = self._next_picture()
         hr = hr_region(pic, int(self.rng.integers(200, 421)), self.scale, self.rng)
         if self.rng.random() < 0.5:
             hr = hr.transpose(Image.FLIP_LEFT_RIGHT)

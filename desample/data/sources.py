@@ -36,12 +36,11 @@ def _post_tags(post: dict) -> set[str]:
     return set(str(post.get("tag_string", "")).split())
 
 
-def read_danbooru_metadata(root: Path) -> dict[str, set[str]] | None:
-    """{post id: tags} from `root/metadata/**/*.json` (JSON lines), or None when there is none."""
+def iter_danbooru_posts(root: Path) -> Iterator[tuple[str, set[str]]]:
+    """(post id, tags) for every post of `root/metadata/**/*.json` (JSON lines), streamed."""
     meta_dir = root / "metadata"
     if not meta_dir.is_dir():
-        return None
-    tags: dict[str, set[str]] = {}
+        return
     for path in sorted(meta_dir.rglob("*.json")):
         with open(path, encoding="utf-8") as f:
             for line in f:
@@ -52,28 +51,43 @@ def read_danbooru_metadata(root: Path) -> dict[str, set[str]] | None:
                     post = json.loads(line)
                 except json.JSONDecodeError:
                     continue  # one broken line should not cost the whole file
-                if "id" in post:
-                    tags[str(post["id"])] = _post_tags(post)
-    return tags
+                if isinstance(post, dict) and "id" in post:
+                    yield str(post["id"]), _post_tags(post)
+
+
+def has_danbooru_metadata(root: str | os.PathLike) -> bool:
+    return (Path(root) / "metadata").is_dir()
+
+
+def skipped_posts(root: Path, skip_tags: Iterable[str]) -> set[str]:
+    """Ids of the posts carrying any of skip_tags: only those are kept in memory, not every post's tags."""
+    skip = set(skip_tags)
+    return {pid for pid, tags in iter_danbooru_posts(root) if tags & skip}
 
 
 def list_pictures(root: str | os.PathLike, skip_tags: Iterable[str] = DEFAULT_SKIP_TAGS) -> list[Path]:
-    """Clean pictures under root. With Danbooru metadata, pictures carrying any of skip_tags are left out."""
+    """Clean pictures under root. With Danbooru metadata, pictures carrying any of skip_tags are left out.
+
+    For collections of millions of files use `desample.data.index` (built once, cached, sharded).
+    """
     root = Path(root)
     if not root.exists():
         raise FileNotFoundError(f"picture folder {root} does not exist")
-    files = list(iter_image_files(root))
-    meta = read_danbooru_metadata(root)
-    if meta is not None:
-        skip = set(skip_tags)
-        files = [p for p in files if not (meta.get(p.stem, set()) & skip)]
-    return files
+    files = iter_image_files(root)
+    if has_danbooru_metadata(root):
+        skip = skipped_posts(root, skip_tags)
+        return [p for p in files if p.stem not in skip]
+    return list(files)
+
+
+def is_holdout(name: str, fraction: float = 0.1, salt: str = "desample-val") -> bool:
+    """Whether a file name belongs to the validation split: a hash, stable when files are added or removed."""
+    return int(hashlib.sha1(f"{salt}:{name}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF < fraction
 
 
 def split_holdout(files: list[Path], fraction: float = 0.1, salt: str = "desample-val") -> tuple[list[Path], list[Path]]:
-    """(train, validation), decided per file name by a hash: stable when files are added or removed."""
+    """(train, validation), decided per file name by `is_holdout`."""
     train, val = [], []
     for p in files:
-        h = int(hashlib.sha1(f"{salt}:{p.name}".encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        (val if h < fraction else train).append(p)
+        (val if is_holdout(p.name, fraction, salt) else train).append(p)
     return train, val

@@ -44,6 +44,21 @@ def progress_table(run: str | Path, crops_before: int = 0) -> str:
     return "\n".join(lines)
 
 
+def merge_progress(old_block: str, new_table: str) -> str:
+    """Rows of earlier runs (steps the new log doesn't have) are kept: a resumed run starts a new log."""
+    def rows(block):
+        cells = [(line, line.split("|")[1].strip()) for line in block.splitlines() if line.startswith("| ")]
+        return {int(step): line for line, step in cells if step.isdigit()}
+
+    merged = {**rows(old_block), **rows(new_table)}
+    return "\n".join(new_table.splitlines()[:2] + [merged[k] for k in sorted(merged)])
+
+
+def block(text: str, name: str) -> str:
+    start = text.index("\n", text.index(f"<!-- {name}:begin")) + 1
+    return text[start:text.index(f"<!-- {name}:end -->")]
+
+
 def replace_block(text: str, name: str, content: str) -> str:
     """Replace what lies between `<!-- name:begin ... -->` and `<!-- name:end -->`."""
     start = text.index(f"<!-- {name}:begin")
@@ -67,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     path = Path(args.update)
     text = replace_block(path.read_text(), "card", table)
     if args.run:
-        text = replace_block(text, "progress", progress_table(Path(args.run).expanduser()))
+        table = merge_progress(block(text, "progress"), progress_table(Path(args.run).expanduser()))
+        text = replace_block(text, "progress", table)
     path.write_text(text)
     print(f"updated {path}")
 

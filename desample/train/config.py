@@ -42,7 +42,22 @@ class TrainConfig:
     refresh: int = 3  # previews replaced per step
     val_every: int = 750
     ckpt_every: int = 250
-    threads: int = 2
+    threads: int = 2  # per process (under torchrun: per rank)
+    accum: int = 1  # micro-batches per optimiser step (gradient accumulation; DDP syncs once per step)
+    workers: int = 0  # DataLoader processes decoding pictures of a big (streamed) collection
+    in_memory: int = 4000  # a shard of at most this many pictures is decoded once and kept in memory
+    val_max: int = 64  # validation pictures at most (the first of the held-out split)
+    index_cache: str = "~/.cache/desample/index"  # where picture indexes of --data folders are cached
+    reindex: bool = False  # walk the folders again even when a cached index exists
+    # Volunteer swarm (hivemind; desample/train/swarm.py): peers that come and go over the internet.
+    swarm: bool = False
+    initial_peers: list[str] = field(default_factory=list)  # multiaddrs of running peers (none: start a swarm)
+    swarm_host: str = "0.0.0.0"  # address this peer listens on
+    swarm_port: int = 0  # 0: any free port
+    run_id: str = "desample"  # peers with the same run id train together
+    swarm_batch: int = 256  # samples over all peers per optimiser step
+    matchmaking_time: float = 3.0  # seconds to gather peers for averaging (raise over the internet)
+    averaging_timeout: float = 30.0
     seed: int = 0
     net: dict = field(default_factory=dict)  # NetConfig fields for a new model (e.g. {"widths": [16, 16, 24, 32]})
 

@@ -1,11 +1,16 @@
 """The training loop: synthetic stamped pairs made in-process, L1 + mask losses, EMA, resume.
 
     desample train --out ~/.cache/desample/run --export desample/weights/default.safetensors
+    torchrun --nproc_per_node=2 -m desample train --threads 1 ...      # DDP, same options
 
 Pairs are made in the training process itself: on 2 cores a DataLoader worker competing with the
-training threads was slower than making pairs between steps.
-Checkpoints (`last.pt`, atomic) hold model, EMA, optimiser, step and timing; the run resumes from
-`out/last.pt` when present, else from `init` weights (e.g. the shipped ones).
+training threads was slower than making pairs between steps (big collections can still decode
+pictures in workers: `workers`).
+Checkpoints (`last.pt`, written atomically, the one before kept as `last.prev.pt`) hold model, EMA,
+optimiser, step and timing; the run resumes from `out/last.pt` when present, else from `init`
+weights (e.g. the shipped ones). Under torchrun rank 0 alone logs, validates and checkpoints; the
+others receive its state by broadcast. An elastic restart (torchrun --max-restarts) resumes the
+whole group from the last checkpoint.
 Write a number to `out/threads` to change the thread count of a running job (1 while you work).
 """
 
@@ -22,30 +27,26 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..data.pairs import CropSampler, flatten_alpha
+from ..data.index import IndexReader, ensure_index, shard_ids
+from ..data.pairs import CropSampler
 from ..data.procedural import anime_picture
-from ..data.sources import list_pictures, split_holdout
+from ..data.stream import PictureSource, decode_picture
 from ..engine.onnx_export import export_beside
 from ..model.net import DesampleNet, NetConfig, count_parameters
 from ..model.weights import clean_state_dict, load_weights, save_weights
 from .config import TrainConfig
+from .distributed import Dist, init_distributed, no_sync_unless
 from .validation import build_validation_set, evaluate
 
 
 def load_pictures(files: list[Path]) -> list[Image.Image]:
     """Decode once into memory (RGB, alpha flattened); unreadable files are skipped and counted."""
-    pics, bad = [], 0
     rng = np.random.default_rng(0)
-    for p in files:
-        try:
-            with Image.open(p) as im:
-                im.load()
-                pics.append(flatten_alpha(im, rng))
-        except (OSError, SyntaxError, ValueError):
-            bad += 1
+    pics = [decode_picture(p, rng) for p in files]
+    bad = sum(p is None for p in pics)
     if bad:
         print(f"skipped {bad} unreadable picture(s)")
-    return pics
+    return [p for p in pics if p is not None]
 
 
 def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) -> dict[str, torch.Tensor]:
@@ -67,10 +68,53 @@ def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) ->
     return {"loss": total, "l1_hr": l_hr, "l1_lr": l_lr, "bce": bce, "dice": dice, "matte": l_matte, "color": l_color}
 
 
+def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, micro_batches: list[dict[str, torch.Tensor]],
+               cfg: TrainConfig, scale: int) -> dict[str, float]:
+    """One optimiser step over micro-batches (gradient accumulation); under DDP one all-reduce per step.
+
+    The loss of each micro-batch is divided by their number, and DDP averages over ranks, so the
+    gradient is the mean over the global batch whatever the split into ranks and micro-batches.
+    """
+    opt.zero_grad(set_to_none=True)
+    n = len(micro_batches)
+    logged: dict[str, float] = {}
+    for i, batch in enumerate(micro_batches):
+        with no_sync_unless(i == n - 1, model):
+            parts = losses(model(batch["x"], batch["guide"]), batch, cfg, scale)
+            (parts["loss"] / n).backward()
+        for k, v in parts.items():
+            logged[k] = logged.get(k, 0.0) + v.item() / n
+    logged["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
+    opt.step()
+    return logged
+
+
 def _atomic_save(obj, path: Path) -> None:
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
+    if path.exists():  # keep the one before: a checkpoint damaged later on disk still has a fallback
+        os.replace(path, path.with_name(path.stem + ".prev.pt"))
     os.replace(tmp, path)
+
+
+def load_checkpoint(out: Path) -> dict | None:
+    """The latest readable checkpoint of a run folder (last.pt, else last.prev.pt), or None.
+
+    A half-written one can't be met here: checkpoints are renamed into place only once complete
+    (a `.tmp` left by a killed writer is never read).
+    """
+    for name in ("last.pt", "last.prev.pt"):
+        path = out / name
+        if not path.exists():
+            continue
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as e:  # noqa: BLE001 - any unreadable file: try the one before
+            print(f"warning: could not read {path} ({type(e).__name__}: {e}); trying the one before")
+            continue
+        state["from"] = str(path)
+        return state
+    return None
 
 
 def _read_threads(out: Path, current: int) -> int:
@@ -85,63 +129,113 @@ def _read_threads(out: Path, current: int) -> int:
     return current
 
 
+def _starting_state(cfg: TrainConfig, out: Path) -> dict:
+    """Rank 0's view of where the run starts: a checkpoint, the init weights, or a new model."""
+    state = load_checkpoint(out)
+    if state is not None:
+        print(f"resuming from {state['from']} at step {state['step']}")
+        return {**state, "resumed": True}
+    start = {"step": 0, "samples": 0, "wall": 0.0, "best": -1e9, "resumed": False}
+    if cfg.init:
+        model = load_weights(cfg.init)
+        print(f"starting from weights {cfg.init}")
+        meta_path = Path(cfg.init).with_suffix(".json")
+        if meta_path.exists():  # carry the shipped weights' history on
+            meta = json.loads(meta_path.read_text())
+            start.update(samples=meta.get("samples", 0), wall=meta.get("train_seconds", 0.0), step=meta.get("step", 0))
+            # Same folders, same held-out split: only a better validation may overwrite those weights.
+            were = meta.get("train_config", {})
+            if were.get("data") == cfg.data and were.get("val_fraction") == cfg.val_fraction:
+                start["best"] = meta.get("val", {}).get("psnr", start["best"])
+    else:
+        model = DesampleNet(NetConfig.from_dict(cfg.net))
+    start.update(model=model.state_dict(), net_config=model.config.to_dict())
+    return start
+
+
+def _pictures(cfg: TrainConfig, d: Dist) -> tuple[PictureSource, list[Image.Image]]:
+    """This rank's endless training pictures, and (rank 0) the validation pictures."""
+    index = None
+    if cfg.data:
+        # One process per machine walks the folders; the others wait, then read the cached index.
+        if d.local_rank == 0:
+            index = ensure_index(cfg.data, val_fraction=cfg.val_fraction, cache_dir=cfg.index_cache, rebuild=cfg.reindex)
+        d.barrier()
+        if index is None:
+            index = ensure_index(cfg.data, val_fraction=cfg.val_fraction, cache_dir=cfg.index_cache)
+    reader = IndexReader(index) if index else None
+    train_ids = shard_ids(index, d.rank, d.world, "train") if index else np.zeros(0, np.int64)
+    procedural = [anime_picture(640, 640, seed=10_000 + i) for i in range(d.rank, cfg.procedural, d.world)]
+    source = PictureSource(reader, train_ids, seed=cfg.seed * 1000 + d.rank, extra=procedural, workers=cfg.workers,
+                           in_memory=cfg.in_memory)
+    val_pictures: list[Image.Image] = []
+    if d.main:
+        if index:
+            val_ids = shard_ids(index, 0, 1, "val", limit=cfg.val_max)
+            val_pictures = load_pictures([reader(int(i))[0] for i in val_ids])
+        val_pictures = val_pictures or [anime_picture(466, 660, seed=90_000 + i) for i in range(6)]
+    count = len(train_ids) + len(procedural)
+    print(f"rank {d.rank}/{d.world}: {count} training pictures ({len(procedural)} procedural)"
+          + (f", {len(val_pictures)} validation pictures from {cfg.data}" if d.main else ""))
+    if source.bad:
+        print(f"rank {d.rank}: skipped {source.bad} unreadable picture(s), e.g. {source.bad_files[0]}")
+    return source, val_pictures
+
+
 def train(cfg: TrainConfig) -> None:
+    """Train (one process, or one rank of a torchrun group)."""
+    d = init_distributed()
+    try:
+        _train(cfg, d)
+    finally:
+        d.close()
+
+
+def _train(cfg: TrainConfig, d: Dist) -> None:
     from tqdm import tqdm
 
     out = Path(cfg.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
+    torch.manual_seed(cfg.seed * 1000 + d.rank)  # each rank its own crops and stamps
+    rng = np.random.default_rng([cfg.seed, d.rank])
     threads = cfg.threads
     torch.set_num_threads(threads)
 
-    files = [f for d in cfg.data for f in list_pictures(d)]
-    train_files, val_files = split_holdout(files, cfg.val_fraction)
-    print(f"{len(train_files)} training and {len(val_files)} validation pictures from {cfg.data}")
-    pictures = load_pictures(train_files)
-    pictures += [anime_picture(640, 640, seed=10_000 + i) for i in range(cfg.procedural)]
-    if not pictures:
-        raise SystemExit("no training pictures: pass --data FOLDER or --procedural N")
-    val_pictures = load_pictures(val_files) or [anime_picture(466, 660, seed=90_000 + i) for i in range(6)]
-    val_set = build_validation_set(val_pictures)
+    source, val_pictures = _pictures(cfg, d)
+    val_set = build_validation_set(val_pictures) if d.main else []
 
-    ckpt_path = out / "last.pt"
-    state = None
-    if ckpt_path.exists():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model = DesampleNet(NetConfig.from_dict(state["net_config"]))
-        model.load_state_dict(clean_state_dict(state["model"]))
-        print(f"resuming from {ckpt_path} at step {state['step']}")
-    elif cfg.init:
-        model = load_weights(cfg.init).train()
-        print(f"starting from weights {cfg.init}")
-    else:
-        model = DesampleNet(NetConfig.from_dict(cfg.net))
-    ema = copy.deepcopy(model).eval()
+    start = d.broadcast(_starting_state(cfg, out) if d.main else None)
+    model = DesampleNet(NetConfig.from_dict(start["net_config"]))
+    model.load_state_dict(clean_state_dict(start["model"]))
+    model.to(d.device).train()
+    ema = copy.deepcopy(model).eval() if d.main else None
+    if ema is not None and start.get("ema"):
+        ema.load_state_dict(clean_state_dict(start["ema"]))
+    net = d.wrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
-    step, samples, wall, best = 0, 0, 0.0, -1e9
-    if state is not None:
-        ema.load_state_dict(clean_state_dict(state["ema"]))
-        opt.load_state_dict(state["opt"])
-        step, samples, wall, best = state["step"], state["samples"], state["wall"], state["best"]
-    elif cfg.init:
-        meta_path = Path(cfg.init).with_suffix(".json")
-        if meta_path.exists():  # carry the shipped weights' history on
-            meta = json.loads(meta_path.read_text())
-            samples, wall = meta.get("samples", 0), meta.get("train_seconds", 0.0)
+    if start.get("opt"):
+        opt.load_state_dict(start["opt"])
+    step, samples, wall, best = start["step"], start["samples"], start["wall"], start["best"]
+    resumed = start["resumed"]
+    del start
     for g in opt.param_groups:
         g["lr"] = cfg.lr
-    print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; {threads} thread(s)")
-    (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    global_batch = cfg.batch * cfg.accum * d.world
+    if d.main:
+        print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; {d.world} process(es) x {threads} thread(s); "
+              f"global batch {global_batch} ({d.world} x {cfg.accum} x {cfg.batch})")
+        (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
-    sampler = CropSampler(pictures, rng, scale=model.config.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob)
-    log = open(out / "log.jsonl", "a")
-    try:  # TensorBoard when installed (pip install tensorboard); log.jsonl always
-        from torch.utils.tensorboard import SummaryWriter
+    sampler = CropSampler(source, rng, scale=model.config.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob)
+    log = open(out / "log.jsonl", "a") if d.main else None
+    board = None
+    if d.main:
+        try:  # TensorBoard when installed (pip install tensorboard); log.jsonl always
+            from torch.utils.tensorboard import SummaryWriter
 
-        board = SummaryWriter(str(out / "tb"))
-    except ImportError:
-        board = None
+            board = SummaryWriter(str(out / "tb"))
+        except ImportError:
+            pass
     scale = model.config.scale
     start_step = step
 
@@ -149,40 +243,40 @@ def train(cfg: TrainConfig) -> None:
         _atomic_save(
             {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
              "samples": samples, "wall": wall, "best": best, "net_config": model.config.to_dict(),
-             "train_config": cfg.to_dict()},
-            ckpt_path,
+             "train_config": cfg.to_dict(), "world": d.world},
+            out / "last.pt",
         )
 
-    bar = tqdm(total=cfg.steps, initial=step, dynamic_ncols=True, mininterval=5)
+    bar = tqdm(total=cfg.steps, initial=step, dynamic_ncols=True, mininterval=5, disable=not d.main)
     running: dict[str, float] = {}
     while step < cfg.steps:
         t0 = time.time()
         patch = cfg.patch_late if step >= cfg.late_after else cfg.patch
         sampler.refresh(cfg.refresh)
-        batch = {k: torch.from_numpy(v) for k, v in sampler.batch(cfg.batch, patch).items()}
-        if state is None and step - start_step < cfg.warmup:  # a resumed optimiser needs no warm-up
+        micro = [{k: torch.from_numpy(v).to(d.device) for k, v in sampler.batch(cfg.batch, patch).items()}
+                 for _ in range(cfg.accum)]
+        if not resumed and step - start_step < cfg.warmup:  # a resumed optimiser needs no warm-up
             for g in opt.param_groups:
                 g["lr"] = cfg.lr * (step - start_step + 1) / cfg.warmup
-        model.train()
-        out_ = model(batch["x"], batch["guide"])
-        parts = losses(out_, batch, cfg, scale)
-        opt.zero_grad(set_to_none=True)
-        parts["loss"].backward()
-        parts["grad_norm"] = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
-        opt.step()
+        parts = train_step(net, opt, micro, cfg, scale)
+        step += 1
+        samples += global_batch
+        wall += time.time() - t0
+        if not d.main:
+            if step % 50 == 0:
+                threads = _read_threads(out, threads)
+            continue
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
                 pe.lerp_(pm, 1 - cfg.ema)
-        step += 1
-        samples += cfg.batch
-        wall += time.time() - t0
         for k, v in parts.items():
-            running[k] = running.get(k, v.item()) * 0.98 + v.item() * 0.02
+            running[k] = running.get(k, v) * 0.98 + v * 0.02
         bar.update(1)
         if step % 50 == 0:
-            bar.set_postfix(loss=f"{running['loss']:.4f}", samples_per_s=f"{cfg.batch / max(time.time() - t0, 1e-9):.1f}")
+            bar.set_postfix(loss=f"{running['loss']:.4f}", samples_per_s=f"{global_batch / max(time.time() - t0, 1e-9):.1f}")
             threads = _read_threads(out, threads)
             log.write(json.dumps({"step": step, "samples": samples, "wall": round(wall, 1), "threads": threads,
+                                  "world": d.world, "bad_files": source.bad,
                                   **{k: round(v, 5) for k, v in running.items()}}) + "\n")
             log.flush()
             if board:
@@ -215,4 +309,8 @@ def train(cfg: TrainConfig) -> None:
                 tqdm.write(f"  new best: wrote {out / 'best.safetensors'}" + (f" and {cfg.export}" if cfg.export else ""))
             checkpoint()
     bar.close()
-    checkpoint()
+    if d.main:
+        checkpoint()
+    if source.bad:
+        print(f"rank {d.rank}: skipped {source.bad} unreadable picture(s): {', '.join(source.bad_files[:5])}")
+    d.barrier()  # nobody leaves the group while rank 0 still validates and writes

@@ -1,0 +1,145 @@
+"""Volunteer training over the internet: peers that come and go, on hivemind (an extra).
+
+    pip install -e '.[swarm]'
+    desample train --swarm --out ~/.cache/desample/swarm            # the first peer: prints its address
+    desample train --swarm --initial-peers /ip4/HOST/tcp/PORT/p2p/ID --out ...   # any other, any time
+
+DDP needs a fixed group and a restart when anyone leaves; a swarm doesn't. Each peer
+accumulates gradients of its own pictures until the peers together have `swarm_batch` samples
+(one "epoch" in hivemind's words, one optimiser step here); then they average gradients and all
+take the same step. A peer that joins late downloads the current weights and optimiser state
+from the others; a peer that leaves only makes the next steps slower. `steps` counts these
+global steps, so every peer stops at the same one with the same weights.
+
+Each peer keeps its own checkpoint (`out/last.pt`) and resumes from it, or from the swarm's state
+when it is behind. Peers given `--export` validate (rank-0 style) and write the best weights.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..data.pairs import CropSampler
+from ..engine.onnx_export import export_beside
+from ..model.net import DesampleNet, NetConfig, count_parameters
+from ..model.weights import clean_state_dict, save_weights
+from .config import TrainConfig
+from .distributed import Dist
+from .loop import _atomic_save, _pictures, _starting_state, losses
+from .validation import build_validation_set, evaluate
+
+
+def _hivemind():
+    try:
+        import hivemind
+    except ImportError as e:
+        raise SystemExit("--swarm needs hivemind: pip install -e '.[swarm]'") from e
+    return hivemind
+
+
+def train_swarm(cfg: TrainConfig) -> None:
+    from tqdm import tqdm
+
+    hivemind = _hivemind()
+    import logging
+
+    debug = bool(os.environ.get("DESAMPLE_SWARM_DEBUG"))  # hivemind's own account of matchmaking and averaging
+    if not debug:
+        logging.getLogger("hivemind").setLevel(logging.WARNING)  # its INFO lines come several per second
+    out = Path(cfg.out).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    peer_seed = int(np.random.SeedSequence().entropy % 2**31)  # peers must not all draw the same crops
+    torch.manual_seed(peer_seed)
+    torch.set_num_threads(cfg.threads)
+
+    dht = hivemind.DHT(start=True, initial_peers=list(cfg.initial_peers),
+                       host_maddrs=[f"/ip4/{cfg.swarm_host}/tcp/{cfg.swarm_port}"])
+    addresses = [str(a) for a in dht.get_visible_maddrs()]
+    (out / "peer_addresses.txt").write_text("\n".join(addresses) + "\n")
+    print("this peer: others join with --initial-peers " + " ".join(addresses), flush=True)
+
+    source, val_pictures = _pictures(cfg.updated({"seed": peer_seed % 100_000}), Dist())
+    validating = bool(cfg.export)
+    val_set = build_validation_set(val_pictures) if validating else []
+    start = _starting_state(cfg, out)
+    model = DesampleNet(NetConfig.from_dict(start["net_config"]))
+    model.load_state_dict(clean_state_dict(start["model"]))
+    model.train()
+    ema = copy.deepcopy(model).eval()
+    if start.get("ema"):
+        ema.load_state_dict(clean_state_dict(start["ema"]))
+    samples, wall, best = start["samples"], start["wall"], start["best"]
+
+    opt = hivemind.Optimizer(
+        dht=dht, run_id=cfg.run_id, params=model.parameters(),
+        optimizer=lambda params: torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0),
+        batch_size_per_step=cfg.batch * cfg.accum, target_batch_size=cfg.swarm_batch,
+        matchmaking_time=cfg.matchmaking_time, averaging_timeout=cfg.averaging_timeout, verbose=debug,
+    )
+    if start.get("swarm_opt"):
+        opt.load_state_dict(start["swarm_opt"])
+    opt.load_state_from_peers()  # a late joiner takes the swarm's weights, optimiser and step
+    print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; swarm step {opt.local_epoch}; "
+          f"{cfg.swarm_batch} samples per step over all peers", flush=True)
+    sampler = CropSampler(source, np.random.default_rng(peer_seed), scale=model.config.scale, pool_size=cfg.pool,
+                          guide_prob=cfg.guide_prob)
+    scale = model.config.scale
+    log = open(out / "log.jsonl", "a")
+
+    def checkpoint():
+        _atomic_save({"model": model.state_dict(), "ema": ema.state_dict(), "swarm_opt": opt.state_dict(),
+                      "step": opt.local_epoch, "samples": samples, "wall": wall, "best": best,
+                      "net_config": model.config.to_dict(), "train_config": cfg.to_dict()}, out / "last.pt")
+
+    bar = tqdm(total=cfg.steps, initial=opt.local_epoch, dynamic_ncols=True, mininterval=5)
+    epoch, local_steps = opt.local_epoch, 0
+    try:
+        while opt.local_epoch < cfg.steps:
+            t0 = time.time()
+            patch = cfg.patch_late if opt.local_epoch >= cfg.late_after else cfg.patch
+            sampler.refresh(cfg.refresh)
+            opt.zero_grad()
+            for _ in range(cfg.accum):
+                batch = {k: torch.from_numpy(v) for k, v in sampler.batch(cfg.batch, patch).items()}
+                parts = losses(model(batch["x"], batch["guide"]), batch, cfg, scale)
+                (parts["loss"] / cfg.accum).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
+            opt.step()  # accumulates; at the swarm's batch it averages with the peers and steps
+            local_steps += 1
+            samples += cfg.batch * cfg.accum
+            wall += time.time() - t0
+            if opt.local_epoch == epoch:
+                continue
+            bar.update(opt.local_epoch - epoch)
+            epoch = opt.local_epoch
+            with torch.no_grad():  # the weights change once per swarm step: average them there
+                for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
+                    pe.lerp_(pm, 1 - cfg.ema)
+            log.write(json.dumps({"step": epoch, "local_steps": local_steps, "samples": samples, "wall": round(wall, 1),
+                                  "loss": round(parts["loss"].item(), 5), "bad_files": source.bad}) + "\n")
+            log.flush()
+            if epoch % cfg.ckpt_every == 0:
+                checkpoint()
+            if validating and (epoch % cfg.val_every == 0 or epoch >= cfg.steps):
+                metrics = evaluate(ema, val_set, scale)
+                log.write(json.dumps({"step": epoch, "samples": samples, "train_seconds": round(wall, 1), "val": metrics}) + "\n")
+                tqdm.write(f"swarm step {epoch}: PSNR {metrics['psnr']:.2f} (bicubic {metrics['bicubic_psnr']:.2f})")
+                if metrics["psnr"] > best:
+                    best = metrics["psnr"]
+                    meta = {"step": epoch, "samples": samples, "train_seconds": round(wall, 1), "val": metrics,
+                            "train_config": cfg.to_dict(), "swarm": True}
+                    save_weights(ema, cfg.export, meta)
+                    export_beside(cfg.export)
+        bar.close()
+    finally:
+        opt.shutdown()  # waits for the last background averaging of the weights
+        dht.shutdown()
+    checkpoint()
+    print(f"done at swarm step {opt.local_epoch} after {local_steps} local steps ({samples} samples here)", flush=True)

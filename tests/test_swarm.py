@@ -1,0 +1,73 @@
+"""A volunteer swarm on 127.0.0.1: a late peer catches up, a killed one doesn't stop the others."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+pytest.importorskip("hivemind")
+
+STEPS = 40
+
+
+def _peer(tmp_path: Path, name: str, *peers: str) -> subprocess.Popen:
+    cfg = {"data": [], "procedural": 4, "steps": STEPS, "batch": 2, "patch": 48, "pool": 3, "refresh": 1,
+           "val_every": 1000, "ckpt_every": 10, "threads": 1, "swarm": True, "swarm_host": "127.0.0.1",
+           "swarm_batch": 8, "matchmaking_time": 1.0, "averaging_timeout": 10.0, "run_id": f"test-{os.getpid()}",
+           "out": str(tmp_path / name)}
+    (tmp_path / f"{name}.json").write_text(json.dumps(cfg))
+    cmd = [sys.executable, "-m", "desample", "train", "--config", str(tmp_path / f"{name}.json")]
+    if peers:
+        cmd += ["--initial-peers", *peers]
+    log = open(tmp_path / f"{name}.txt", "w")
+    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "OMP_NUM_THREADS": "1"})
+
+
+def _steps(tmp_path: Path, name: str) -> list[dict]:
+    path = tmp_path / name / "log.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def _wait(cond, what: str, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not cond():
+        assert time.time() < deadline, what
+        time.sleep(0.2)
+
+
+def test_two_peers_train_together_and_end_with_equal_weights(tmp_path):
+    first = _peer(tmp_path, "a")
+    procs = [first]
+    try:
+        address = tmp_path / "a" / "peer_addresses.txt"
+        _wait(lambda: address.exists() and address.read_text().strip(), "the first peer printed no address")
+        _wait(lambda: len(_steps(tmp_path, "a")) >= 3, "the first peer made no progress alone")
+        peers = address.read_text().split()
+        late = _peer(tmp_path, "b", *peers)
+        leaver = _peer(tmp_path, "c", *peers)
+        procs += [late, leaver]
+        _wait(lambda: len(_steps(tmp_path, "c")) >= 2, "the third peer never trained")
+        leaver.send_signal(signal.SIGKILL)  # leaves without a word
+        for p in (first, late):
+            p.wait(timeout=240)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    out = {n: (tmp_path / f"{n}.txt").read_text() for n in "ab"}
+    assert first.returncode == 0 and late.returncode == 0, out["a"][-2000:] + out["b"][-2000:]
+    joined_at = int(out["b"].split("swarm step ")[1].split(";")[0])
+    assert joined_at >= 3, out["b"][-2000:]  # the late peer downloaded the swarm's state instead of starting over
+    a, b = (torch.load(tmp_path / n / "last.pt", weights_only=True) for n in "ab")
+    assert a["step"] == b["step"] == STEPS
+    gap = max((a["model"][k] - b["model"][k]).abs().max().item() for k in a["model"])
+    assert gap < 1e-5, gap
+    # Both contributed samples: neither did all the work alone.
+    local_a, local_b = (_steps(tmp_path, n)[-1]["samples"] for n in "ab")
+    assert local_b > 0 and local_a < STEPS * 8
