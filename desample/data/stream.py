@@ -65,7 +65,7 @@ class PictureSource:
     """
 
     def __init__(self, reader: IndexReader | None, ids: np.ndarray, seed: int, extra: Sequence[Image.Image] = (),
-                 workers: int = 0, in_memory: int = 4000):
+                 workers: int = 0, in_memory: int = 500):
         self.rng = np.random.default_rng([seed, 7])
         self.extra = list(extra)
         self.bad = 0
