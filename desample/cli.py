@@ -295,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     es = sub.add_parser("estimate", help="estimate the stamp several pictures share (RGBA file: colour + matte)", formatter_class=fmt)
     es.add_argument("inputs", nargs="+", help="2 or more pictures (files, folders, globs) carrying the same stamp")
     es.add_argument("-o", "--output", required=True, help="the stamp as an RGBA PNG")
-    es.add_argument("--smooth", type=int, default=6, help="radius of the edge-aware smoothing of the matte (0 = none)")
+    es.add_argument("--smooth", type=int, default=3, help="radius of the edge-aware smoothing of the matte (0 = none)")
     es.set_defaults(func=cmd_estimate)
 
     t = sub.add_parser("train", help="train the model on synthetic stamps over picture folders", formatter_class=fmt)

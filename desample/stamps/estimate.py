@@ -30,6 +30,7 @@ from PIL import Image
 OPAQUE = 0.95  # the matte is capped here: at a = 1 nothing of the picture shows through
 OPAQUE_SPREAD = 0.1  # pictures differing by under this share of their usual spread: the stamp is opaque there
 MIN_MATTE = 0.05  # estimated mattes below this are set to 0 (measured: it protects the picture around the stamp)
+MOVED_MARGIN = 1.2  # same-size pictures: a moving stamp is assumed only when its edges agree this much better
 
 
 @dataclass
@@ -192,7 +193,10 @@ def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         my = np.nanmedian(gy, axis=0)
         norm = np.sqrt((mx**2 + my**2).sum(-1, keepdims=True))
         along = ((gx * mx + gy * my) / np.maximum(norm, 1e-6)).sum(-1)  # (K, H, W)
-        agreement = np.nanquantile(along, 0.25, axis=0)
+        # "lower": an order statistic, not a blend of two. With 4 pictures that is the weakest one:
+        # all 4 must agree (blending in the 2nd weakest let content shared by 3 of 4 pass: the matte
+        # spilled over ~35% of the picture, error 0.063 -> 0.042 with this); with 8, the 2nd weakest.
+        agreement = np.nanquantile(along, 0.25, axis=0, method="lower")
     few = count < 2  # one picture alone says nothing about what is shared
     bad = few[..., None] | ~np.isfinite(mx) | ~np.isfinite(my)
     agreement = np.where(few | ~np.isfinite(agreement), 0, np.maximum(agreement, 0))
@@ -203,13 +207,38 @@ def dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return _box(mask.astype(np.float32), r) > 1e-6
 
 
-def estimate_stamp(pictures: list[np.ndarray], smooth: int = 6) -> StampEstimate:
+def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3) -> StampEstimate:
     """The shared stamp of 2+ pictures (H_k, W_k, 3) float32 in [0,1]; sizes and positions may differ."""
     if len(pictures) < 2:
         raise ValueError("estimating a stamp needs at least 2 pictures that share it")
     pictures = [np.asarray(p, np.float32) for p in pictures]
-    same_size = len({p.shape for p in pictures}) == 1
-    offsets = [(0, 0)] * len(pictures) if same_size else _align(pictures)
+    if len({p.shape for p in pictures}) > 1:
+        found = _find_stamp(pictures, _align(pictures), realign=True)
+    else:
+        # Same size: usually the stamp sits at the same place in all, but a set may move it. Try
+        # both and keep the one whose stamp edges the pictures agree on more strongly (alignment
+        # on content can misfire: a margin keeps the plain answer unless the other is clearly better).
+        found = _find_stamp(pictures, [(0, 0)] * len(pictures), realign=False)
+        moved = _find_stamp(pictures, _align(pictures), realign=True)
+        if moved.offsets != found.offsets and moved.score > MOVED_MARGIN * found.score:
+            found = moved
+    return _decompose(found.stack, found.mx, found.my, found.support, found.origin, found.offsets, smooth)
+
+
+@dataclass
+class _Found:
+    stack: np.ndarray
+    mx: np.ndarray
+    my: np.ndarray
+    support: np.ndarray
+    origin: tuple[int, int]
+    offsets: list[tuple[int, int]]
+    score: float  # how strongly the pictures agree on the stamp's strongest edges
+
+
+def _find_stamp(pictures: list[np.ndarray], offsets: list[tuple[int, int]], realign: bool) -> _Found:
+    """The stamp's edges (and the canvas) for pictures placed at offsets, re-aligned on them if asked."""
+    top_n = max(16, int(0.002 * pictures[0].shape[0] * pictures[0].shape[1]))
     for attempt in range(3):
         stack, origin = _stack(pictures, offsets)
         mx, my, magnitude = _median_gradients(stack)
@@ -219,7 +248,7 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 6) -> StampEstimate
         support = dilate(magnitude > max(4 * noise, 0.2 * strongest, 0.02), 3)
         if not support.any():
             raise ValueError("no shared stamp found: the pictures have nothing in common")
-        if same_size or attempt == 2:
+        if not realign or attempt == 2:
             break
         # Re-find each picture against the stamp's own edge map (not the first picture's content).
         template = np.where(support, magnitude, 0)
@@ -229,7 +258,10 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 6) -> StampEstimate
         if new == offsets:
             break
         offsets = new
-    return _decompose(stack, mx, my, support, origin, offsets, smooth)
+    # Scored where every picture reaches: where only two overlap, strong content agrees by chance.
+    everyone = np.isfinite(stack[..., 0]).all(axis=0)
+    score = float(np.sort(magnitude[everyone])[-top_n:].mean()) if everyone.sum() >= top_n else 0.0
+    return _Found(stack, mx, my, support, origin, list(offsets), score)
 
 
 def _cg(matvec, b: np.ndarray, iters: int = 400, tol: float = 1e-6) -> np.ndarray:
@@ -330,7 +362,8 @@ def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEst
     matte = np.where(inner & (spread < OPAQUE_SPREAD * _fill_from(spread, ring)), OPAQUE, matte)
     if smooth:
         # The stamp's structure, sharp and dense (Poisson reconstruction of the median gradients),
-        # guides a light smoothing of what noise is left.
+        # guides a light smoothing of what noise is left (radius 3: matte error in the stamp 0.070 ->
+        # 0.060 with 8 real pictures than radius 6; radius 2-4 about the same, 10 worse).
         gx = np.where(support[..., None], mx, 0)[y0:y1, x0:x1]
         gy = np.where(support[..., None], my, 0)[y0:y1, x0:x1]
         structure = np.stack([poisson_solve(gx[..., c], gy[..., c]) for c in range(3)], -1)
