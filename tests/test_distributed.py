@@ -97,6 +97,13 @@ def test_a_killed_rank_restarts_the_group_from_the_last_checkpoint(tmp_path):
     assert final["samples"] == 400 * 4
     assert "skipped" in output and "broken.png" in output  # the corrupt files were skipped, not fatal
     assert not list(run.glob("*.tmp"))
+    records = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    from desample.data.sources import is_holdout
+
+    in_training = sum(not is_holdout(name, 0.2) for name in ("broken.png", "cut.png"))
+    assert in_training >= 1
+    # rank 0 logs the bad files of every rank, each once
+    assert [r["bad_files"] for r in records if "loss" in r][-1] == in_training
 
 
 def test_a_half_written_checkpoint_is_never_loaded(tmp_path):
@@ -160,7 +167,7 @@ def test_streamed_pictures_skip_and_count_bad_files(tmp_path, workers):
     source = PictureSource(IndexReader(index), ids, seed=0, workers=workers, in_memory=0)  # stream, not cache
     pics = [next(source) for _ in range(12)]  # two passes over 3 good + 2 bad files
     assert all(p.mode == "RGB" and p.size == (256, 256) for p in pics)
-    assert source.bad >= 2 and {Path(p).name for p in source.bad_files} == {"broken.png", "cut.png"}
+    assert source.bad == 2 and {Path(p).name for p in source.bad_files} == {"broken.png", "cut.png"}  # once each
     cached = PictureSource(IndexReader(index), ids, seed=0)  # small: decoded once, kept in memory
     assert len(cached.pictures) == 3 and cached.bad == 2
     assert np.asarray(next(cached)).shape == (256, 256, 3)

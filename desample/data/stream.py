@@ -59,7 +59,7 @@ class PictureStream(IterableDataset):
 
 
 class PictureSource:
-    """`next(source)` gives a random training picture, forever. `bad` counts unreadable files.
+    """`next(source)` gives a random training picture, forever. `bad` counts unreadable files (once each).
 
     extra: pictures made in memory (the procedural ones), drawn in proportion to their number.
     """
@@ -70,6 +70,7 @@ class PictureSource:
         self.extra = list(extra)
         self.bad = 0
         self.bad_files: list[str] = []  # the first few, for the log
+        self._bad_seen: set[str] = set()
         self.pictures: list[Image.Image] | None = None
         self._stream = None
         if reader is None or len(ids) == 0:
@@ -96,8 +97,11 @@ class PictureSource:
                 raise ValueError("no readable training pictures")
 
     def _count_bad(self, path: str) -> None:
+        if path in self._bad_seen:  # a stream meets the same bad file again on every pass
+            return
+        self._bad_seen.add(path)
         self.bad += 1
-        if len(self.bad_files) < 20 and path not in self.bad_files:
+        if len(self.bad_files) < 20:
             self.bad_files.append(path)
 
     def __iter__(self):

@@ -43,6 +43,14 @@ class Dist:
         dist.broadcast_object_list(box, src=0, device=self.device if self.device.type == "cuda" else None)
         return box[0]
 
+    def total(self, value: float) -> float:
+        """The sum of a number over all ranks (every rank must call it at the same point)."""
+        if not self.active:
+            return value
+        t = torch.tensor([float(value)], dtype=torch.float64, device=self.device)
+        dist.all_reduce(t)
+        return float(t.item())
+
     def barrier(self) -> None:
         if self.active:
             dist.barrier()

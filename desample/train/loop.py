@@ -262,6 +262,8 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         step += 1
         samples += global_batch
         wall += time.time() - t0
+        if step % 50 == 0:
+            bad_files = int(d.total(source.bad))  # skipped files of every rank, for rank 0's log
         if not d.main:
             if step % 50 == 0:
                 threads = _read_threads(out, threads)
@@ -276,7 +278,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
             bar.set_postfix(loss=f"{running['loss']:.4f}", samples_per_s=f"{global_batch / max(time.time() - t0, 1e-9):.1f}")
             threads = _read_threads(out, threads)
             log.write(json.dumps({"step": step, "samples": samples, "wall": round(wall, 1), "threads": threads,
-                                  "world": d.world, "bad_files": source.bad,
+                                  "world": d.world, "bad_files": bad_files,
                                   **{k: round(v, 5) for k, v in running.items()}}) + "\n")
             log.flush()
             if board:
