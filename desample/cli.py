@@ -202,10 +202,14 @@ def cmd_bench(args) -> int:
     command = "desample bench " + " ".join(shlex.quote(a) for a in sys.argv[2:])
     table = markdown_table(results, command)
     (out / "report.md").write_text(table)
-    crops_figure(cases, outputs, out / "crops.png")
+    # Crops show the pictures themselves: of a user's folder only when asked (they may not be ours to publish).
+    crops = not args.images or args.crops
+    if crops:
+        crops_figure(cases, outputs, out / "crops.png")
     speed_quality_plot(results, out / "speed_quality.png")
     print(table)
-    print(f"wrote {out / 'report.md'}, {out / 'crops.png'}, {out / 'speed_quality.png'}, {out / 'results.json'}")
+    print(f"wrote {out / 'report.md'}, " + (f"{out / 'crops.png'}, " if crops else "")
+          + f"{out / 'speed_quality.png'}, {out / 'results.json'}")
     return 0
 
 
@@ -320,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="compare with bicubic, waifu2x, Real-CUGAN, Real-ESRGAN on stamped previews", formatter_class=fmt)
     b.add_argument("--images", help="picture folder (its validation split); default: procedural pictures")
     b.add_argument("--all", action="store_true", help="use every picture of --images, not only the validation split")
+    b.add_argument("--crops", action="store_true", help="draw crops.png for --images too (it shows those pictures)")
     b.add_argument("-o", "--out", dest="output", default="bench_out", help="report folder")
     b.add_argument("--methods", nargs="+", help="method names (default: all available)")
     b.add_argument("--limit", type=int, help="at most this many pictures")

@@ -22,6 +22,21 @@ def test_tiny_bench_end_to_end(tiny_weights, tmp_path):
     assert (out / "speed_quality.png").exists()
 
 
+def test_a_picture_folder_gets_no_crops_unless_asked(tiny_weights, tmp_path):
+    from desample.data.procedural import anime_picture
+
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for i in range(12):  # some of them land in the validation split
+        anime_picture(200, 160, seed=i).save(folder / f"p{i}.png")
+    args = ["bench", "--images", str(folder), "--all", "--methods", "bicubic", "--limit", "1", "--model", tiny_weights,
+            "--threads", "1", "--no-memory"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert (tmp_path / "a" / "report.md").exists() and not (tmp_path / "a" / "crops.png").exists()
+    assert main([*args, "--out", str(tmp_path / "b"), "--crops"]) == 0
+    assert (tmp_path / "b" / "crops.png").exists()
+
+
 def test_unknown_method_is_a_clear_error(tiny_weights, tmp_path, capsys):
     assert main(["bench", "--methods", "nope", "--limit", "1", "--out", str(tmp_path), "--model", tiny_weights, "--no-memory"]) == 2
     assert "unknown or unavailable" in capsys.readouterr().err
