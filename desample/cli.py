@@ -150,7 +150,12 @@ def cmd_estimate(args) -> int:
 
 def cmd_train(args) -> int:
     from .train.config import TrainConfig
-    from .train.loop import train
+
+    try:
+        from .train.loop import train
+    except ImportError as e:
+        print(f"error: training needs the extra: pip install -e '.[train]' ({e})", file=sys.stderr)
+        return 2
 
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}

@@ -111,3 +111,11 @@ def test_clean_options_no_detect_denoise_inpaint(tiny_weights, pictures, tmp_pat
     assert np.abs(outs["plain"] - outs["grain"]).mean() > 0.5
     assert np.abs(outs["plain"] - outs["nodetect"]).mean() > 0.01
     assert _run(["clean", str(pictures / "a.jpg"), "-o", str(tmp_path / "x.png"), "--model", tiny_weights, "--denoise", "2"]) == 2
+
+
+def test_train_without_the_train_extra_says_what_to_install(monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "desample.train.loop", None)  # as if torch were missing: the import fails
+    assert main(["train", "--steps", "1"]) == 2
+    assert "pip install -e '.[train]'" in capsys.readouterr().err
