@@ -67,7 +67,11 @@ def test_two_peers_train_together_and_end_with_equal_weights(tmp_path):
     a, b = (torch.load(tmp_path / n / "last.pt", weights_only=True) for n in "ab")
     assert a["step"] == b["step"] == STEPS
     gap = max((a["model"][k] - b["model"][k]).abs().max().item() for k in a["model"])
-    assert gap < 1e-5, gap
+    # Identical (measured 1.5e-8) when every averaging round found the group. When a peer's last
+    # round can't (the other was already leaving), it takes that step on its own gradients: one
+    # Adam step of lr 3e-4 apart, 6e-4 measured in 1 run of 8 under load. Training from different
+    # pictures alone would put them ~0.3-0.7 apart.
+    assert gap < 2e-3, gap
     # Both contributed samples: neither did all the work alone.
     local_a, local_b = (_steps(tmp_path, n)[-1]["samples"] for n in "ab")
     assert local_b > 0 and local_a < STEPS * 8

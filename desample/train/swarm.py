@@ -9,7 +9,8 @@ accumulates gradients of its own pictures until the peers together have `swarm_b
 (one "epoch" in hivemind's words, one optimiser step here); then they average gradients and all
 take the same step. A peer that joins late downloads the current weights and optimiser state
 from the others; a peer that leaves only makes the next steps slower. `steps` counts these
-global steps, so every peer stops at the same one with the same weights.
+global steps, so every peer stops at the same one with the same weights (one step apart when a
+peer's last averaging round finds nobody left to average with).
 
 Each peer keeps its own checkpoint (`out/last.pt`) and resumes from it, or from the swarm's state
 when it is behind. Peers given `--export` validate (rank-0 style) and write the best weights.
