@@ -72,7 +72,7 @@ def test_a_killed_rank_restarts_the_group_from_the_last_checkpoint(tmp_path):
     run = tmp_path / "run"
     proc = subprocess.Popen(
         [*TORCHRUN, "--standalone", "--nproc_per_node=2", "--max-restarts=1", "-m", "desample", "train", "--config", str(cfg)],
-        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+        env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, start_new_session=True,
     )
     try:
         deadline = time.time() + 120
@@ -86,8 +86,10 @@ def test_a_killed_rank_restarts_the_group_from_the_last_checkpoint(tmp_path):
         os.kill(workers[1], signal.SIGKILL)
         output, _ = proc.communicate(timeout=240)
     finally:
-        if proc.poll() is None:
-            proc.kill()
+        try:  # the agent and any worker it left (a failed run must not leave trainers running)
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
     assert proc.returncode == 0, output[-3000:]
     resumed = [int(line.rsplit(" ", 1)[1]) for line in output.splitlines() if "resuming from" in line]
     assert resumed and resumed[0] >= saved and resumed[0] % 20 == 0, output[-3000:]
