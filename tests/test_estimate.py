@@ -8,7 +8,17 @@ from desample.cli import main
 from desample.core import restore, unblend
 from desample.data.procedural import anime_picture
 from desample.metrics import enlarge_mask, psnr
-from desample.stamps.estimate import StampEstimate, estimate_stamp, load_stamp, locate, poisson_solve, save_stamp
+from desample.stamps.estimate import (
+    StampEstimate,
+    _fill_from,
+    _mean_under,
+    dilate,
+    estimate_stamp,
+    load_stamp,
+    locate,
+    poisson_solve,
+    save_stamp,
+)
 from desample.stamps.synthesis import Stamp, apply_stamp, classic_sample_stamp
 
 H, W = 330, 233
@@ -40,6 +50,22 @@ def test_matte_of_a_shared_glowing_sample_word(k, whole, inside):
     assert err[stamp.mask].mean() < inside
     strong = stamp.alpha > 0.4  # the white letters: their colour comes back
     assert np.abs(color[strong] - stamp.color[strong]).mean() < 0.15
+
+
+@pytest.mark.parametrize(("k", "limit"), [(4, 0.03), (8, 0.01)])
+def test_the_pictures_mean_under_the_stamp_comes_back(k, limit):
+    # The colour needs mean(I) under the stamp; given the matte, it is integrated from the steps that
+    # leave the median picture flat. A smooth fill from around the stamp is 3-25x further off.
+    stamp = classic_sample_stamp(H, W)
+    clean = np.stack([np.asarray(anime_picture(W, H, seed=i), np.float32) / 255.0 for i in range(k)])
+    stamped = np.stack([apply_stamp(c, stamp) for c in clean])
+    mean = stamped.mean(0)
+    alpha = stamp.alpha.astype(np.float64)
+    under = _mean_under(stamped - mean, mean, alpha, ~dilate(alpha > 0, 8))
+    error = np.abs(under - clean.mean(0))[stamp.mask].mean()
+    filled = np.stack([_fill_from(mean[..., c], ~dilate(alpha > 0, 1)) for c in range(3)], -1)
+    assert error < limit
+    assert error < np.abs(filled - clean.mean(0))[stamp.mask].mean() / 3
 
 
 def test_stamp_found_at_different_offsets_in_pictures_of_different_sizes():

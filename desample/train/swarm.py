@@ -45,6 +45,22 @@ def _hivemind():
     return hivemind
 
 
+JOIN_WAIT = 60.0  # seconds a joining peer waits to see the others' progress before it trains alone
+
+
+def _wait_for_swarm(opt) -> None:
+    """Wait until this peer's tracker has read another peer's progress from the DHT. Asked right
+    after connecting, load_state_from_peers() can find nobody and the peer would train alone from
+    step 0 until the tracker's next refresh (up to 10 s later; seen in tests)."""
+    deadline = time.time() + JOIN_WAIT
+    while time.time() < deadline:
+        progress = opt.tracker.global_progress
+        if progress.num_peers >= 2 or progress.epoch > opt.local_epoch:
+            return
+        time.sleep(0.2)
+    print(f"no other peer seen within {JOIN_WAIT:.0f} s: training alone until one appears", flush=True)
+
+
 def train_swarm(cfg: TrainConfig) -> None:
     from tqdm import tqdm
 
@@ -86,6 +102,8 @@ def train_swarm(cfg: TrainConfig) -> None:
     )
     if start.get("swarm_opt"):
         opt.load_state_dict(start["swarm_opt"])
+    if cfg.initial_peers:
+        _wait_for_swarm(opt)
     opt.load_state_from_peers()  # a late joiner takes the swarm's weights, optimiser and step
     print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; swarm step {opt.local_epoch}; "
           f"{cfg.swarm_batch} samples per step over all peers", flush=True)
