@@ -477,24 +477,8 @@ def harmonic_fill(picture: np.ndarray, hole: np.ndarray) -> np.ndarray:
     x0, x1 = max(xs.min() - 1, 0), min(xs.max() + 2, hole.shape[1])
     sub = picture[y0:y1, x0:x1].astype(np.float64)
     inside = hole[y0:y1, x0:x1]
-    known = np.where(inside[..., None], 0.0, sub)
-
-    def neighbours_sum(v):
-        out = np.zeros_like(v)
-        out[1:] += v[:-1]
-        out[:-1] += v[1:]
-        out[:, 1:] += v[:, :-1]
-        out[:, :-1] += v[:, 1:]
-        return out
-
-    count = neighbours_sum(np.ones(inside.shape + (1,)))  # 2..4 neighbours at the edges of the box
-
-    def matvec(v):  # (count - adjacency) restricted to the hole: symmetric positive definite
-        v = v * inside[..., None]
-        return (count * v - neighbours_sum(v)) * inside[..., None]
-
-    b = neighbours_sum(known) * inside[..., None]
-    filled = _cg(matvec, b, iters=2000, tol=1e-6)
+    flat = np.zeros_like(sub)
+    filled = _poisson_inside(sub, flat, flat, inside)  # no steps: Laplace's equation
     out = picture.copy()
     out[y0:y1, x0:x1] = np.where(inside[..., None], filled, sub).astype(picture.dtype)
     return out
