@@ -71,7 +71,7 @@ def cmd_clean(args) -> int:
     if args.mask:
         user_mask, _ = load_image(args.mask)
         user_mask = user_mask.mean(axis=2)
-    known, offsets = _known_stamp(args, pairs, load_image)
+    known, offsets = _known_stamp(args, pairs, load_image, engine)
     failed = 0
     bar = tqdm(list(zip(pairs, outputs, strict=True)), unit="picture", disable=len(pairs) < 2 or args.quiet)
     skipped = 0
@@ -110,7 +110,7 @@ def cmd_clean(args) -> int:
     return 0
 
 
-def _known_stamp(args, pairs, load_image):
+def _known_stamp(args, pairs, load_image, engine):
     """(StampEstimate or None, {input: stamp offset}) from --stamp FILE or --shared."""
     if args.stamp and args.shared:
         raise ValueError("give --stamp or --shared, not both")
@@ -120,12 +120,12 @@ def _known_stamp(args, pairs, load_image):
         return load_stamp(args.stamp), {}
     if not args.shared:
         return None, {}
-    from .stamps.estimate import estimate_stamp
+    from .core import estimate_shared
 
     if len(pairs) < 2:
         raise ValueError("--shared needs at least 2 pictures that share one stamp")
     pictures = [load_image(src)[0] for src, _ in pairs]
-    est = estimate_stamp(pictures)
+    est = estimate_shared(pictures, engine, args.tile)
     if not args.quiet:
         print(f"estimated the shared stamp from {len(pictures)} pictures: {est.matte.shape[1]}x{est.matte.shape[0]}, "
               f"{100 * (est.matte > 0.02).mean():.0f}% of its box covered")
@@ -140,7 +140,14 @@ def cmd_estimate(args) -> int:
     if len(pairs) < 2:
         print("error: estimating a stamp needs at least 2 pictures that share it", file=sys.stderr)
         return 2
-    est = estimate_stamp([load_image(src)[0] for src, _ in pairs], smooth=args.smooth)
+    pictures = [load_image(src)[0] for src, _ in pairs]
+    if args.unconfirmed:
+        est = estimate_stamp(pictures, smooth=args.smooth)
+    else:
+        from .core import estimate_shared
+        from .engine.runtime import load_engine
+
+        est = estimate_shared(pictures, load_engine(args.model, threads=args.threads), smooth=args.smooth)
     save_stamp(args.output, est)
     print(f"wrote {args.output}: stamp {est.matte.shape[1]}x{est.matte.shape[0]}, matte max {est.matte.max():.2f}")
     for (src, _), (oy, ox) in zip(pairs, est.offsets, strict=True):
@@ -305,6 +312,11 @@ def build_parser() -> argparse.ArgumentParser:
     es.add_argument("inputs", nargs="+", help="2 or more pictures (files, folders, globs) carrying the same stamp")
     es.add_argument("-o", "--output", required=True, help="the stamp as an RGBA PNG")
     es.add_argument("--smooth", type=int, default=3, help="radius of the edge-aware smoothing of the matte (0 = none)")
+    es.add_argument("--unconfirmed", action="store_true",
+                    help="the set's estimate alone: without the network's own matte of each picture mixed in, "
+                         "and without trimming the matte to where the network finds a stamp")
+    es.add_argument("--model", help="the network consulted (default: the shipped model)")
+    es.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     es.set_defaults(func=cmd_estimate)
 
     t = sub.add_parser("train", help="train the model on synthetic stamps over picture folders", formatter_class=fmt)

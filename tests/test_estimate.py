@@ -216,3 +216,46 @@ def test_harmonic_fill_continues_flat_colour():
     hole[10:20, 5:15] = True  # inside the left colour only
     damaged = np.where(hole[..., None], 1.0, picture).astype(np.float32)
     np.testing.assert_allclose(harmonic_fill(damaged, hole), picture, atol=1e-4)
+
+
+def test_the_matte_is_kept_where_the_sets_detections_confirm_a_stamp():
+    from desample.stamps.estimate import confirmed_by
+
+    matte = np.full((40, 60), 0.1, np.float32)  # spill everywhere...
+    matte[10:20, 10:30] = 0.5  # ...around the stamp itself
+    est = StampEstimate(matte=matte, color=np.ones((40, 60, 3), np.float32), offsets=[(0, 0), (5, 7), (-3, 2), (0, 0)])
+    found = []
+    for oy, ox in est.offsets:
+        prob = np.zeros((50, 70), np.float32)
+        y0, x0 = max(10 + oy, 0), max(10 + ox, 0)
+        prob[y0 : 20 + oy, x0 : 30 + ox] = 0.3  # each detector half sure of the stamp
+        found.append(prob)
+    found[0][30:38, 40:55] = 0.6  # one picture's content mistaken for a stamp: not the set's
+    kept = confirmed_by(est, found)
+    np.testing.assert_array_equal(kept.matte[10:20, 10:30], 0.5)
+    assert (kept.matte[30:38, 40:55] == 0).all() and (kept.matte[:5] == 0).all()
+    assert kept.offsets == est.offsets and (kept.color[kept.matte == 0] == 0).all()
+    # A detector that sees (almost) nothing of the stamp does not know its kind: the estimate stays.
+    assert confirmed_by(est, [np.zeros((50, 70), np.float32)] * 4) is est
+
+
+def test_a_second_opinion_on_the_matte_is_mixed_in_where_the_stamp_is():
+    stamp = classic_sample_stamp(H, W)
+    pictures = _set(4, stamp, seed=20)
+    alone = estimate_stamp(pictures)
+    # Hints: each picture's own (noisy) view of the matte, plus a false stamp away from the real one.
+    rng = np.random.default_rng(0)
+    hints = [np.clip(stamp.alpha + rng.normal(0, 0.05, stamp.alpha.shape), 0, 1).astype(np.float32) for _ in pictures]
+    for h in hints:
+        h[:40, :40] = 0.9
+    helped = estimate_stamp(pictures, hints=hints)
+
+    def error(est):
+        matte, _ = est.placed((H, W), est.offsets[0])
+        return np.abs(matte - stamp.alpha)[stamp.mask].mean(), matte
+
+    (before, _), (after, matte) = error(alone), error(helped)
+    assert after < 0.8 * before  # half the weight on a good opinion: the error shrinks
+    assert (matte[:40, :40] == 0).all()  # where the set shows no stamp, no opinion makes one
+    with pytest.raises(ValueError, match="one matte per picture"):
+        estimate_stamp(pictures, hints=hints[:3])

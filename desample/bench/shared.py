@@ -18,11 +18,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core import bicubic, restore
+from ..core import bicubic, estimate_shared, restore
 from ..data.pairs import Preview, flatten_alpha, make_preview
 from ..data.procedural import anime_picture
 from ..metrics import picture_metrics
-from ..stamps.estimate import estimate_stamp
 from ..stamps.synthesis import classic_sample_stamp, make_stamp
 
 LR_SIZE = (233, 330)  # (w, h) of a typical preview
@@ -57,7 +56,7 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
     rows: dict[str, list[dict]] = {}
     matte_errors = []
     for previews in sets:
-        est = estimate_stamp([p.stamped for p in previews])
+        est = estimate_shared([p.stamped for p in previews], engine)
         for p, offset in zip(previews, est.offsets, strict=True):
             matte, color = est.placed(p.stamped.shape[:2], offset)
             matte_errors.append({"whole": float(np.abs(matte - p.alpha).mean()),

@@ -26,7 +26,7 @@ class _ExportWrapper(nn.Module):
 
     def forward(self, x, guide):
         out = self.model(x, guide)
-        return out.sr, out.lr, torch.sigmoid(out.mask_logits)
+        return out.sr, out.lr, torch.sigmoid(out.mask_logits), out.matte
 
 
 def export_onnx(model: DesampleNet, path: str | os.PathLike, opset: int = 17, info: dict | None = None) -> Path:
@@ -49,8 +49,8 @@ def export_onnx(model: DesampleNet, path: str | os.PathLike, opset: int = 17, in
     axes = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(
         _ExportWrapper(model), (x, guide), str(tmp), dynamo=False, opset_version=opset,
-        input_names=["x", "guide"], output_names=["sr", "lr", "mask"],
-        dynamic_axes={"x": axes, "guide": axes, "sr": axes, "lr": axes, "mask": axes},
+        input_names=["x", "guide"], output_names=["sr", "lr", "mask", "matte"],
+        dynamic_axes={"x": axes, "guide": axes, "sr": axes, "lr": axes, "mask": axes, "matte": axes},
     )
     proto = onnx.load(str(tmp))
     config = {**model.config.to_dict(), "multiple": model.config.multiple, "border": model.config.border}

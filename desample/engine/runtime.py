@@ -2,7 +2,9 @@
 
 An engine maps a batch of LR tiles to the network's outputs, all numpy float32 NCHW:
 
-    sr, lr, mask = engine(x, guide)   # x (B,3,h,w) in [0,1], guide (B,2,h,w)
+    sr, lr, mask, matte = engine(x, guide)   # x (B,3,h,w) in [0,1], guide (B,2,h,w)
+
+(matte: the stamp's alpha as the network sees it; None from an ONNX file exported before it had one)
 
 and declares what tiling needs to know: `scale`, `multiple` (h and w must be multiples of it),
 `border` (LR pixels at each tile edge that saw padding) and `guide_channels`.
@@ -29,7 +31,7 @@ class Engine(Protocol):
     border: int
     guide_channels: int
 
-    def __call__(self, x: np.ndarray, guide: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
+    def __call__(self, x: np.ndarray, guide: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]: ...
 
 
 def _threads(threads: int) -> int:
@@ -62,11 +64,12 @@ class OnnxEngine:
         self.multiple = int(config["multiple"])
         self.border = int(config["border"])
         self.guide_channels = int(config["guide_channels"])
+        self.has_matte = len(self.session.get_outputs()) > 3
         self.path = path
 
     def __call__(self, x: np.ndarray, guide: np.ndarray):
-        sr, lr, mask = self.session.run(None, {"x": x, "guide": guide})
-        return sr, lr, mask
+        outs = self.session.run(None, {"x": x, "guide": guide})
+        return (*outs, None) if len(outs) == 3 else tuple(outs)
 
 
 class TorchEngine:
@@ -79,12 +82,13 @@ class TorchEngine:
         self.model = model.eval()
         cfg = model.config
         self.scale, self.multiple, self.border, self.guide_channels = cfg.scale, cfg.multiple, cfg.border, cfg.guide_channels
+        self.has_matte = True
 
     def __call__(self, x: np.ndarray, guide: np.ndarray):
         torch = self._torch
         with torch.inference_mode():
             out = self.model(torch.from_numpy(x), torch.from_numpy(guide))
-            return out.sr.numpy(), out.lr.numpy(), torch.sigmoid(out.mask_logits).numpy()
+            return out.sr.numpy(), out.lr.numpy(), torch.sigmoid(out.mask_logits).numpy(), out.matte.numpy()
 
 
 def as_engine(obj) -> Engine:

@@ -31,6 +31,9 @@ from PIL import Image
 OPAQUE = 0.95  # the matte is capped here: at a = 1 nothing of the picture shows through
 OPAQUE_SPREAD = 0.1  # pictures differing by under this share of their usual spread: the stamp is opaque there
 MIN_MATTE = 0.05  # estimated mattes below this are set to 0 (measured: it protects the picture around the stamp)
+CONFIRMED_FROM = 0.2  # the set's mean detection probability from which a stamp is confirmed
+CONFIRM_WIDEN = 3  # px around what detection confirms (its edges and glow are faint)
+UNKNOWN_KIND = 0.25  # detection confirms less of the matte's mass than this: it does not know the stamp
 MOVED_MARGIN = 1.2  # same-size pictures: a moving stamp is assumed only when its edges agree this much better
 
 
@@ -53,6 +56,32 @@ class StampEstimate:
             matte[y0:y1, x0:x1] = self.matte[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
             color[y0:y1, x0:x1] = self.color[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
         return matte, color
+
+
+def confirmed_by(est: StampEstimate, found: list[np.ndarray]) -> StampEstimate:
+    """est with its matte kept only near where detection, averaged over the set, finds a stamp.
+
+    found: per picture (same order as est.offsets), a stamp probability map (H_k, W_k) in [0,1],
+    e.g. the network's blind detection. Averaged in the stamp's own frame, content that one picture's
+    detector mistakes for a stamp does not count, and a faint stamp that each detector half sees does
+    (measured, 4 real sets of 4: matte spill outside the stamp 0.029 -> 0.009, the picture outside
+    +2.7 dB after the inverse blend, inside -0.07 dB; sets of 8: inside -0.07, outside +0.5). Where
+    detection confirms almost none of the matte, the stamp is of a kind it does not know: est as is.
+    """
+    h, w = est.matte.shape
+    total = np.zeros((h, w), np.float64)
+    count = np.zeros((h, w), np.float64)
+    for prob, (oy, ox) in zip(found, est.offsets, strict=True):
+        y0, x0 = max(oy, 0), max(ox, 0)
+        y1, x1 = min(oy + h, prob.shape[0]), min(ox + w, prob.shape[1])
+        if y1 > y0 and x1 > x0:
+            total[y0 - oy : y1 - oy, x0 - ox : x1 - ox] += prob[y0:y1, x0:x1]
+            count[y0 - oy : y1 - oy, x0 - ox : x1 - ox] += 1
+    near = dilate(total / np.maximum(count, 1) >= CONFIRMED_FROM, CONFIRM_WIDEN)
+    kept = np.where(near, est.matte, 0).astype(np.float32)
+    if kept.sum() < UNKNOWN_KIND * est.matte.sum():
+        return est
+    return StampEstimate(matte=kept, color=np.where(near[..., None], est.color, 0).astype(np.float32), offsets=list(est.offsets))
 
 
 # -- files ------------------------------------------------------------------------------------------
@@ -208,11 +237,17 @@ def dilate(mask: np.ndarray, r: int) -> np.ndarray:
     return _box(mask.astype(np.float32), r) > 1e-6
 
 
-def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3) -> StampEstimate:
-    """The shared stamp of 2+ pictures (H_k, W_k, 3) float32 in [0,1]; sizes and positions may differ."""
+def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3, hints: list[np.ndarray] | None = None) -> StampEstimate:
+    """The shared stamp of 2+ pictures (H_k, W_k, 3) float32 in [0,1]; sizes and positions may differ.
+
+    hints: optional per-picture mattes (H_k, W_k) from another source (the network's own, see
+    core.estimate_shared), averaged over the set and mixed into the matte where a stamp was found.
+    """
     if len(pictures) < 2:
         raise ValueError("estimating a stamp needs at least 2 pictures that share it")
     pictures = [np.asarray(p, np.float32) for p in pictures]
+    if hints is not None and [h.shape for h in hints] != [p.shape[:2] for p in pictures]:
+        raise ValueError("hints: one matte per picture, of its size")
     if len({p.shape for p in pictures}) > 1:
         found = _find_stamp(pictures, _align(pictures), realign=True)
     else:
@@ -223,7 +258,12 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3) -> StampEstimate
         moved = _find_stamp(pictures, _align(pictures), realign=True)
         if moved.offsets != found.offsets and moved.score > MOVED_MARGIN * found.score:
             found = moved
-    return _decompose(found.stack, found.mx, found.my, found.support, found.origin, found.offsets, smooth)
+    hint = None
+    if hints is not None:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # where no picture reaches: NaN, as meant
+            hint = np.nanmean(_stack([np.repeat(h[..., None], 3, 2) for h in hints], found.offsets)[0][..., 0], axis=0)
+    return _decompose(found.stack, found.mx, found.my, found.support, found.origin, found.offsets, smooth, hint)
 
 
 @dataclass
@@ -345,7 +385,7 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
         outside = grown
 
 
-def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEstimate:
+def _decompose(stack, mx, my, support, origin, offsets, smooth: int, hint: np.ndarray | None = None) -> StampEstimate:
     # The stamp: its edges, the letters' insides (enclosed by their edges), the glow around them.
     region = dilate(_fill_holes(dilate(support, 2)), 6)
     box = dilate(region, 8)  # and a ring of "no stamp" around it
@@ -372,6 +412,13 @@ def _decompose(stack, mx, my, support, origin, offsets, smooth: int) -> StampEst
         matte = guided_filter(structure, matte, smooth, 1e-4)
     # Below MIN_MATTE it is mostly noise, and unblending noise would only hurt the picture there.
     matte = np.clip(np.where(inner & (matte >= MIN_MATTE), matte, 0), 0, OPAQUE).astype(np.float32)
+    if hint is not None:
+        # A second opinion, averaged over the set, weighs most where the set is small: with 4 real
+        # pictures a 50/50 mix gave +1.2 dB inside the stamp after the inverse blend (every set
+        # better), with 8 a quarter of it +0.1 (a half: no better).
+        share = min(0.5, 2 / len(stack))
+        mixed = (1 - share) * matte + share * np.nan_to_num(hint[y0:y1, x0:x1])
+        matte = np.clip(np.where(matte > 0, mixed, 0), 0, OPAQUE).astype(np.float32)
     # The colour: mean over the set = a*W + (1-a)*mean(I), so W follows from a and mean(I) under the stamp.
     mu = _mean_under(sub - mean, mean, matte, ring)
     with np.errstate(all="ignore"):

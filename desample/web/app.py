@@ -216,11 +216,12 @@ class Cleaner:
         return png, info
 
     def estimate(self, files: list[tuple[bytes, str]]) -> tuple[bytes, dict]:
-        from ..stamps.estimate import estimate_stamp, save_stamp
+        from ..core import estimate_shared
+        from ..stamps.estimate import save_stamp
 
         pictures = [self._load(data, name)[0] for data, name in files]
         try:
-            est = estimate_stamp([p.astype(np.float32) / 255.0 for p in pictures])
+            est = estimate_shared(pictures, self.engine, self.settings.tile)
         except ValueError as e:
             raise HTTPException(422, f"no shared stamp found: {e}") from e
         buf = io.BytesIO()
