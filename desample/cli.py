@@ -92,7 +92,8 @@ def cmd_clean(args) -> int:
                 offset = offsets.get(src) or locate(known, rgb)
                 stamp = known.placed(rgb.shape[:2], offset)
             result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8,
-                             stamp=stamp, detect=not args.no_detect, denoise=args.denoise, inpaint=args.inpaint)
+                             stamp=stamp, detect=not args.no_detect, denoise=args.denoise, inpaint=args.inpaint,
+                             mirror=args.tta)
             del rgb
             save_image(dst, result.rgb, result.alpha)
             if not args.quiet:
@@ -299,6 +300,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(a --mask or --stamp is still removed)")
     p.add_argument("--denoise", type=float, default=1.0, help="JPEG noise reduction, 0 to 1: 1 = the model's full "
                    "strength, lower keeps that share of the picture's grain and noise outside the stamp")
+    p.add_argument("--tta", action="store_true", help="also run on the mirrored picture and average: twice the time, "
+                   "about +0.1 dB")
     p.add_argument("--model", default=None, help="model file: .onnx (ONNX Runtime) or .safetensors (PyTorch); default: the shipped model")
     p.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"),
                    help="auto: ONNX Runtime when installed (the plain install), else PyTorch")

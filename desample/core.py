@@ -57,6 +57,25 @@ def _pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, o
     run_tiled(fn, x, (engine.scale, 1, 1, 1), (out, lr_out, mask_out, matte_out), engine.multiple, engine.border, tile)
 
 
+def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, outs: list[np.ndarray | None],
+                   no_stamp: bool) -> None:
+    """_pass on the mirrored picture, each output averaged into `outs` (out, lr_out, mask_out): a
+    second opinion whose errors partly cancel the first's (waifu2x's "TTA")."""
+    mirrored = [None if o is None else np.empty_like(o) for o in outs]
+    _pass(engine, np.ascontiguousarray(rgb[:, ::-1]), None if mask is None else np.ascontiguousarray(mask[:, ::-1]),
+          tile, *mirrored, no_stamp=no_stamp)
+    for o, m in zip(outs, mirrored, strict=True):
+        if o is None:
+            continue
+        for y in range(0, o.shape[0], 256):  # in bands: no full-size temporaries
+            a, b = o[y : y + 256], m[y : y + 256, ::-1]
+            if o.dtype == np.uint8:
+                a[...] = (a.astype(np.uint16) + b + 1) >> 1
+            else:
+                a += b
+                a *= 0.5
+
+
 def unblend(rgb: np.ndarray, matte: np.ndarray, color: np.ndarray, opaque: float = UNBLEND_UP_TO) -> tuple[np.ndarray, np.ndarray]:
     """Invert J = a*W + (1-a)*I where the stamp is see-through (a < opaque).
 
@@ -109,6 +128,7 @@ def restore(
     detect: bool = True,
     denoise: float = 1.0,
     inpaint: bool = False,
+    mirror: bool = False,
 ) -> RestoreResult:
     """Remove the stamp from rgb (H, W, 3), float32 in [0,1] or uint8, and enlarge it by `scale` (1, 2 or 4).
 
@@ -125,6 +145,8 @@ def restore(
     the network refines: for small areas painted by hand over what is left of a stamp. Measured on
     stamps the model half missed: +1.1 dB inside the stamp over the mask as a guide alone; over a
     large faint stamp it loses the picture that shows through, so it is not the default.
+    mirror: also run on the mirrored picture and average (twice the time; measured +0.1 dB on clean
+    and on stamped previews; rotations, the rest of waifu2x's 8-fold TTA, cost 0.7 dB on stamped ones).
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, not {scale}")
@@ -169,10 +191,10 @@ def restore(
     first = np.empty((h * first_scale, w * first_scale, 3), dtype)
     no_stamp = not detect and mask is None
     lr_clean = np.empty((h, w, 3), np.float32) if denoise < 1 and scale != 1 else None
-    if scale == 1:
-        _pass(engine, rgb, mask, tile, None, first, found, no_stamp=no_stamp)
-    else:
-        _pass(engine, rgb, mask, tile, first, lr_clean, found, no_stamp=no_stamp)
+    outs = [None, first, found] if scale == 1 else [first, lr_clean, found]
+    _pass(engine, rgb, mask, tile, *outs, no_stamp=no_stamp)
+    if mirror:
+        _mirrored_pass(engine, rgb, mask, tile, outs, no_stamp)
     if mask is not None:
         found = np.maximum(found, mask)  # where the stamp was treated: the given mask too
     result = first
@@ -180,6 +202,8 @@ def restore(
         # 4x = 2x twice; the second pass is told "there is no stamp" (guide given, all zero).
         result = np.empty((h * 4, w * 4, 3), dtype)
         _pass(engine, first, None, tile, result, None, None, no_stamp=True)
+        if mirror:
+            _mirrored_pass(engine, first, None, tile, [result, None, None], True)
         del first
     if denoise < 1:  # last, so that a 4x second pass does not clean the kept grain away again
         result = _keep_noise(result, rgb, result if scale == 1 else lr_clean, found, 1 - denoise)

@@ -98,18 +98,19 @@ def test_same_stem_in_one_folder_keeps_both(tiny_weights, tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.png.png"]
 
 
-def test_clean_options_no_detect_denoise_inpaint(tiny_weights, pictures, tmp_path):
+def test_clean_options_no_detect_denoise_inpaint_tta(tiny_weights, pictures, tmp_path):
     mask = tmp_path / "mask.png"
     Image.new("L", (10, 10), 0).save(mask)
     outs = {}
     for name, extra in (("plain", []), ("nodetect", ["--no-detect"]), ("grain", ["--denoise", "0"]),
-                        ("inpaint", ["--mask", str(mask), "--inpaint"])):
+                        ("inpaint", ["--mask", str(mask), "--inpaint"]), ("tta", ["--tta"])):
         out = tmp_path / f"{name}.png"
         assert _run(["clean", str(pictures / "a.jpg"), "-o", str(out), "--model", tiny_weights, *extra]) == 0
         outs[name] = np.asarray(Image.open(out), np.float32)
         assert outs[name].shape == (60, 80, 3)
     assert np.abs(outs["plain"] - outs["grain"]).mean() > 0.5
     assert np.abs(outs["plain"] - outs["nodetect"]).mean() > 0.01
+    assert np.abs(outs["plain"] - outs["tta"]).mean() > 0.01
     assert _run(["clean", str(pictures / "a.jpg"), "-o", str(tmp_path / "x.png"), "--model", tiny_weights, "--denoise", "2"]) == 2
 
 

@@ -61,3 +61,21 @@ def test_classic_stamp_is_a_big_semi_transparent_word():
     stamp = classic_sample_stamp(330, 233)
     assert 0.08 < stamp.mask.mean() < 0.6
     assert stamp.alpha.max() <= 0.6 + 1e-6
+
+
+@pytest.mark.parametrize("kind", ["word", "word_jp"])
+def test_some_big_words_run_vertically_and_the_others_stay_as_they_were(kind, monkeypatch):
+    from desample.stamps import synthesis
+
+    def draw(share):
+        monkeypatch.setattr(synthesis, "VERTICAL_SHARE", share)
+        return [make_stamp(330, 233, np.random.default_rng(seed), kind, extra=False).alpha for seed in range(60)]
+
+    level, some = draw(0.0), draw(0.3)
+    changed = [b for a, b in zip(level, some, strict=True) if not np.array_equal(a, b)]
+    assert 8 <= len(changed) <= 30  # ~30% of the half that is not level
+    # Columns: ink on more rows than columns (level words: the other way round; a column repeated
+    # beside itself comes closest to square).
+    inked = [(a > 0.3 * a.max()) for a in changed]
+    tall = [ink.any(axis=1).sum() / ink.any(axis=0).sum() for ink in inked]
+    assert min(tall) > 1.1 and np.median(tall) > 2

@@ -51,3 +51,34 @@ def test_config_file_and_unknown_options(tmp_path):
         assert "stepz" in str(e)
     else:
         raise AssertionError("an unknown option was accepted")
+
+
+def test_a_changed_validation_set_is_scored_again_before_weights_are_replaced(tmp_path, capsys):
+    """Checkpoints from an older stamp synthesis carry a `best` measured on other validation stamps:
+    the best weights are measured again on today's set, so worse weights cannot replace them."""
+    import re
+    import shutil
+
+    from desample.data.procedural import anime_picture
+    from desample.stamps.synthesis import SYNTHESIS_VERSION
+    from desample.train.validation import build_validation_set, evaluate
+
+    train(_config(tmp_path, 3))
+    run = tmp_path / "run"
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    assert ckpt["synthesis"] == SYNTHESIS_VERSION
+    ckpt["synthesis"] = SYNTHESIS_VERSION - 1
+    ckpt["best"] = 1e9  # as if measured on easier stamps: it would block every export
+    torch.save(ckpt, run / "last.pt")
+    shutil.copy(run / "best.safetensors", tmp_path / "before.safetensors")
+    capsys.readouterr()
+
+    train(_config(tmp_path, 6))
+    said = capsys.readouterr().out
+    score = float(re.search(r"validation set changed .* scores ([0-9.]+) on it", said).group(1))
+    val_set = build_validation_set([anime_picture(466, 660, seed=90_000 + i) for i in range(6)])
+    expected = evaluate(load_weights(tmp_path / "before.safetensors").eval(), val_set)["psnr"]
+    assert abs(score - expected) < 1e-3
+    ckpt = torch.load(run / "last.pt", weights_only=True)
+    assert ckpt["synthesis"] == SYNTHESIS_VERSION and ckpt["best"] < 1e9
+    assert ckpt["best"] >= score - 1e-3

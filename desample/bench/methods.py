@@ -104,6 +104,8 @@ def build_methods(engine, names: list[str] | None, threads: int) -> list[Method]
         Method("desample", lambda c: restore(c.stamped, engine).rgb, "stamped", f"blind; {kind}"),
         Method("desample_mask", lambda c: restore(c.stamped, engine, mask=c.mask.astype(np.float32), detect=False).rgb, "stamped",
                f"true mask given (--mask); {kind}"),
+        Method("desample_tta", lambda c: restore(c.stamped, engine, mirror=True).rgb, "stamped",
+               f"blind, averaged with the mirrored picture (--tta); {kind}"),
         Method("bicubic", lambda c: bicubic(c.stamped, 2), "stamped"),
     ]
     for name, fn in peers.items():
@@ -116,6 +118,8 @@ def build_methods(engine, names: list[str] | None, threads: int) -> list[Method]
                                   "stamped", "two-stage: OpenCV Telea inpainting with the TRUE mask, then Real-CUGAN 2x"))
     # References without any stamp: super-resolution quality alone.
     methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, engine).rgb, "clean", "no stamp in the input"))
+    methods.append(Method("desample_tta@clean", lambda c: restore(c.clean_lr, engine, mirror=True).rgb, "clean",
+                          "no stamp in the input; --tta"))
     methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, 2), "clean", "no stamp in the input"))
     for name in ("waifu2x_upconv7", "realcugan", "realesrgan_animev3"):
         if name in peers:

@@ -34,6 +34,7 @@ from ..data.stream import PictureSource, decode_picture
 from ..engine.onnx_export import export_beside
 from ..model.net import DesampleNet, NetConfig, count_parameters
 from ..model.weights import clean_state_dict, load_weights, save_weights
+from ..stamps.synthesis import SYNTHESIS_VERSION
 from .config import TrainConfig
 from .distributed import Dist, init_distributed, no_sync_unless
 from .validation import build_validation_set, evaluate
@@ -134,7 +135,10 @@ def _starting_state(cfg: TrainConfig, out: Path) -> dict:
     state = load_checkpoint(out)
     if state is not None:
         print(f"resuming from {state['from']} at step {state['step']}")
-        return {**state, "resumed": True}
+        start = {**state, "resumed": True}
+        if state.get("synthesis", 1) != SYNTHESIS_VERSION and (out / "best.safetensors").exists():
+            start["rebaseline"] = str(out / "best.safetensors")
+        return start
     start = {"step": 0, "samples": 0, "wall": 0.0, "best": -1e9, "resumed": False}
     if cfg.init:
         model = load_weights(cfg.init)
@@ -147,6 +151,8 @@ def _starting_state(cfg: TrainConfig, out: Path) -> dict:
             were = meta.get("train_config", {})
             if were.get("data") == cfg.data and were.get("val_fraction") == cfg.val_fraction:
                 start["best"] = meta.get("val", {}).get("psnr", start["best"])
+                if meta.get("synthesis", 1) != SYNTHESIS_VERSION:
+                    start["rebaseline"] = cfg.init
     else:
         model = DesampleNet(NetConfig.from_dict(cfg.net))
     start.update(model=model.state_dict(), net_config=model.config.to_dict())
@@ -217,6 +223,11 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         opt.load_state_dict(start["opt"])
     step, samples, wall, best = start["step"], start["samples"], start["wall"], start["best"]
     resumed = start["resumed"]
+    if d.main and start.get("rebaseline"):
+        # The stamps drawn for validation changed since `best` was measured: measure the best
+        # weights again on today's validation set, so only better weights replace them.
+        best = evaluate(load_weights(start["rebaseline"]).eval(), val_set, model.config.scale)["psnr"]
+        print(f"validation set changed (stamp synthesis {SYNTHESIS_VERSION}): {start['rebaseline']} scores {best:.4f} on it")
     del start
     for g in opt.param_groups:
         g["lr"] = cfg.lr
@@ -243,6 +254,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         _atomic_save(
             {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
              "samples": samples, "wall": wall, "best": best, "net_config": model.config.to_dict(),
+             "synthesis": SYNTHESIS_VERSION,
              "train_config": cfg.to_dict(), "world": d.world},
             out / "last.pt",
         )
@@ -303,7 +315,8 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
             if metrics["psnr"] > best:
                 best = metrics["psnr"]
                 meta = {"step": step, "samples": samples, "train_seconds": round(wall, 1), "val": metrics,
-                        "val_pictures": len(val_pictures), "val_previews": len(val_set), "train_config": cfg.to_dict()}
+                        "val_pictures": len(val_pictures), "val_previews": len(val_set), "synthesis": SYNTHESIS_VERSION,
+                        "train_config": cfg.to_dict()}
                 save_weights(ema, out / "best.safetensors", meta)
                 if cfg.export:
                     save_weights(ema, cfg.export, meta)
