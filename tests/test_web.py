@@ -74,6 +74,11 @@ def test_same_result_as_the_core_function(engine):
         r = client.post("/api/clean", files={"file": ("p.png", data, "image/png")})
     direct = restore(_decode(data), engine, dtype=np.uint8).rgb
     assert np.array_equal(_decode(r.content), direct)
+    with _client(engine) as client:  # and the options go through to it
+        r = client.post("/api/clean", files={"file": ("p.png", data, "image/png")}, data={"tta": "true", "scale": "1"})
+    mirrored = restore(_decode(data), engine, scale=1, dtype=np.uint8, mirror=True).rgb
+    assert np.array_equal(_decode(r.content), mirrored)
+    assert not np.array_equal(mirrored, restore(_decode(data), engine, scale=1, dtype=np.uint8).rgb)
 
 
 @pytest.mark.parametrize("name,data,status,words", [

@@ -185,7 +185,7 @@ class Cleaner:
             raise HTTPException(422, str(e)) from e
 
     def clean(self, data: bytes, name: str, scale: int, denoise: float, detect: bool, inpaint: bool,
-              mask_data: bytes | None, stamp_data: bytes | None) -> tuple[bytes, dict]:
+              mask_data: bytes | None, stamp_data: bytes | None, tta: bool = False) -> tuple[bytes, dict]:
         rgb, alpha = self._load(data, name)
         h, w = rgb.shape[:2]
         if h * w * scale * scale > self.settings.max_output_pixels:
@@ -208,7 +208,7 @@ class Cleaner:
             stamp = known.placed((h, w), locate(known, rgb))
         start = time.perf_counter()
         result = restore(rgb, self.engine, scale=scale, alpha=alpha, mask=mask, tile=self.settings.tile,
-                         dtype=np.uint8, stamp=stamp, detect=detect, denoise=denoise, inpaint=inpaint)
+                         dtype=np.uint8, stamp=stamp, detect=detect, denoise=denoise, inpaint=inpaint, mirror=tta)
         seconds = time.perf_counter() - start
         png = _png(result.rgb, result.alpha)
         info = {"width": result.rgb.shape[1], "height": result.rgb.shape[0],
@@ -294,6 +294,7 @@ def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: 
         inpaint: Annotated[bool, Form(description="repaint the mask's pixels from their surroundings, "
                                                   "then refine (best for small painted areas); false: the mask only guides")] = True,
         stamp: Annotated[UploadFile | None, File(description="a shared stamp from /api/estimate (RGBA)")] = None,
+        tta: Annotated[bool, Form(description="also run on the mirrored picture and average: twice the time, ~+0.1 dB")] = False,
     ):
         if scale not in SCALES:
             raise HTTPException(422, f"scale must be one of {', '.join(map(str, SCALES))}, not {scale}")
@@ -304,7 +305,7 @@ def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: 
         stamp_data = await stamp.read() if stamp is not None else None
         name = display_name(file.filename)
         png, facts = await state["cleaner"].run(state["cleaner"].clean, data, name, scale, denoise, detect, inpaint,
-                                                mask_data, stamp_data)
+                                                mask_data, stamp_data, tta)
         headers = {"Content-Disposition": _content_disposition(download_name(file.filename, f"_{scale}x")),
                    "X-Output-Width": str(facts["width"]), "X-Output-Height": str(facts["height"]),
                    "X-Stamp-Coverage": str(facts["stamp_coverage"]), "X-Seconds": str(facts["seconds"])}

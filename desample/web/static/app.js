@@ -13,6 +13,7 @@ function option(name) {
     denoise: $("#denoise").value,
     detect: $("#detect").checked,
     shared: $("#shared").checked,
+    tta: $("#tta").checked,
   }[name];
 }
 
@@ -189,6 +190,7 @@ async function cleanCard(card, stamp) {
     f.append("scale", option("scale"));
     f.append("denoise", option("denoise"));
     f.append("detect", option("detect"));
+    f.append("tta", option("tta"));
     if (mask) f.append("mask", mask, "mask.png");
     if (stamp) f.append("stamp", stamp, "stamp.png");
     return f;
