@@ -56,9 +56,9 @@ def cmd_clean(args) -> int:
 
     from .core import fit_mask, restore
     from .engine.runtime import load_engine
-    from .imageio import ImageLoadError, load_image, save_image
+    from .imageio import ImageLoadError, is_lossless, load_image, save_image
 
-    if not 0 <= args.denoise <= 1:
+    if args.denoise is not None and not 0 <= args.denoise <= 1:
         raise ValueError(f"--denoise must be between 0 and 1, not {args.denoise}")
     pairs = _expand_inputs(args.inputs)
     if not pairs:
@@ -91,8 +91,10 @@ def cmd_clean(args) -> int:
 
                 offset = offsets.get(src) or locate(known, rgb)
                 stamp = known.placed(rgb.shape[:2], offset)
+            # A picture that was never JPEG-compressed has no JPEG noise: "reducing" it only shifts colours.
+            denoise = args.denoise if args.denoise is not None else (0.0 if is_lossless(src) else 1.0)
             result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8,
-                             stamp=stamp, detect=not args.no_detect, denoise=args.denoise, inpaint=args.inpaint,
+                             stamp=stamp, detect=not args.no_detect, denoise=denoise, inpaint=args.inpaint,
                              mirror=args.tta)
             del rgb
             save_image(dst, result.rgb, result.alpha)
@@ -298,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "network refines it (small areas; without it the mask guides the network)")
     p.add_argument("--no-detect", action="store_true", help="no automatic stamp detection: enlarge and denoise only "
                    "(a --mask or --stamp is still removed)")
-    p.add_argument("--denoise", type=float, default=1.0, help="JPEG noise reduction, 0 to 1: 1 = the model's full "
-                   "strength, lower keeps that share of the picture's grain and noise outside the stamp")
+    p.add_argument("--denoise", type=float, default=None, help="JPEG noise reduction, 0 to 1: 1 = the model's full "
+                   "strength, lower keeps that share of the picture's grain and noise outside the stamp; default: "
+                   "1 for JPEG and WebP files, 0 for lossless ones (PNG, BMP, TIFF, GIF)")
     p.add_argument("--tta", action="store_true", help="also run on the mirrored picture and average: twice the time, "
                    "about +0.1 dB")
     p.add_argument("--model", default=None, help="model file: .onnx (ONNX Runtime) or .safetensors (PyTorch); default: the shipped model")

@@ -90,17 +90,49 @@ def unblend(rgb: np.ndarray, matte: np.ndarray, color: np.ndarray, opaque: float
     return out.astype(np.float32), np.where(see_through[..., 0], 0, matte).astype(np.float32)
 
 
-def _keep_noise(out: np.ndarray, rgb: np.ndarray, lr_clean: np.ndarray, stamp: np.ndarray, share: float) -> np.ndarray:
-    """out + share x (input - the model's clean LR), enlarged, away from the stamp: the texture and
-    noise the model removed come back, the stamp does not (its mask is widened by 3 px first)."""
+KEEP_AWAY = 8  # input px around where a stamp may be (probability > 0.2) that _keep_noise leaves alone
+BAND = 256  # input rows per band: _keep_noise's temporaries stay small whatever the picture's size
+
+
+def _keep_noise(out: np.ndarray, rgb: np.ndarray, stamp: np.ndarray, share: float) -> np.ndarray:
+    """out (in place) + share x (input - out made small again), enlarged, away from the stamp.
+
+    What the model changed in the input outside the stamp (grain, noise, and any drift of its
+    colours) comes back; at share 1 the output, made small again, is the input there: one
+    back-projection step. Measured on pictures never JPEG-compressed (8 held-out, 2x): +0.49 dB and
+    colour difference (CIEDE2000) 1.52 -> 1.22 on clean ones (bicubic: 1.31); +0.2 dB on stamped
+    ones, 0.1 dB less inside the stamp. On JPEG-compressed ones it brings the JPEG noise back
+    (-0.3 dB): that is what denoise = 1 is for.
+    """
     from .stamps.estimate import dilate
 
-    keep = (as_float(rgb) - as_float(lr_clean)) * (share * (1 - dilate(stamp > 0.5, 3).astype(np.float32)))[..., None]
-    if out.shape[:2] != keep.shape[:2]:
-        size = (out.shape[1], out.shape[0])
-        keep = np.stack([np.asarray(Image.fromarray(keep[..., c], mode="F").resize(size, Image.BICUBIC)) for c in range(3)], axis=2)
-    mixed = np.clip(as_float(out) + keep, 0, 1)
-    return (mixed * 255 + 0.5).astype(np.uint8) if out.dtype == np.uint8 else mixed
+    h, w = rgb.shape[:2]
+    s = out.shape[0] // h
+    weight = share * (1 - dilate(stamp > 0.2, KEEP_AWAY).astype(np.float32))
+    diff = np.empty((h, w, 3), np.float32)
+    for y in range(0, h, BAND):
+        y1 = min(y + BAND, h)
+        small = as_float(out[y * s : y1 * s]).reshape(y1 - y, s, w, s, 3).mean(axis=(1, 3))
+        diff[y:y1] = (as_float(rgb[y:y1]) - small) * weight[y:y1, :, None]
+    if s == 1:
+        big_bands = ((y, diff[y : y + BAND]) for y in range(0, h, BAND))
+    else:
+        big_bands = (_enlarged_band(diff, y, s) for y in range(0, h, BAND))
+    for y, big in big_bands:
+        part = out[y * s : y * s + big.shape[0]]
+        mixed = np.clip(as_float(part) + big, 0, 1)
+        part[...] = (mixed * 255 + 0.5).astype(np.uint8) if out.dtype == np.uint8 else mixed
+    return out
+
+
+def _enlarged_band(x: np.ndarray, y: int, s: int, halo: int = 4) -> tuple[int, np.ndarray]:
+    """(y, rows y .. y+BAND of x enlarged s times, bicubic): the band is cut with a halo, so its
+    edges are those of the whole picture enlarged."""
+    h, w = x.shape[:2]
+    y0, y1 = max(y - halo, 0), min(y + BAND + halo, h)
+    size = (w * s, (y1 - y0) * s)
+    big = np.stack([np.asarray(Image.fromarray(x[y0:y1, :, c], mode="F").resize(size, Image.BICUBIC)) for c in range(x.shape[2])], 2)
+    return y, big[(y - y0) * s : (min(y + BAND, h) - y0) * s]
 
 
 def fit_mask(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -139,8 +171,9 @@ def restore(
     any), paints the opaque part.
     detect: look for the stamp; with a mask too, what it finds is added to the mask (one more pass).
     False with no mask or stamp tells the network there is none (enlarge and denoise only).
-    denoise: 1 = the model's full JPEG noise reduction; lower puts that share of what the model took
-    away outside the stamp (grain, texture, noise) back; 0 = none.
+    denoise: 1 = the model's full JPEG noise reduction; lower puts that share of what the model
+    changed outside the stamp (grain, texture, noise, colour drift) back; 0 = none: the output, made
+    small again, equals the input there. 0 suits pictures never JPEG-compressed (see _keep_noise).
     inpaint: the mask's pixels are repainted from their surroundings (nothing under them is kept), then
     the network refines: for small areas painted by hand over what is left of a stamp. Measured on
     stamps the model half missed: +1.1 dB inside the stamp over the mask as a guide alone; over a
@@ -190,12 +223,13 @@ def restore(
     first_scale = 1 if scale == 1 else 2
     first = np.empty((h * first_scale, w * first_scale, 3), dtype)
     no_stamp = not detect and mask is None
-    lr_clean = np.empty((h, w, 3), np.float32) if denoise < 1 and scale != 1 else None
-    outs = [None, first, found] if scale == 1 else [first, lr_clean, found]
+    outs = [None, first, found] if scale == 1 else [first, None, found]
     _pass(engine, rgb, mask, tile, *outs, no_stamp=no_stamp)
     if mirror:
         _mirrored_pass(engine, rgb, mask, tile, outs, no_stamp)
-    if mask is not None:
+    if not detect:  # nothing was looked for: the stamp is what was given, if anything
+        found = mask.copy() if mask is not None else np.zeros((h, w), np.float32)
+    elif mask is not None:
         found = np.maximum(found, mask)  # where the stamp was treated: the given mask too
     result = first
     if scale == 4:
@@ -206,8 +240,7 @@ def restore(
             _mirrored_pass(engine, first, None, tile, [result, None, None], True)
         del first
     if denoise < 1:  # last, so that a 4x second pass does not clean the kept grain away again
-        result = _keep_noise(result, rgb, result if scale == 1 else lr_clean, found, 1 - denoise)
-    del lr_clean
+        result = _keep_noise(result, rgb, found, 1 - denoise)
     big_alpha = None
     if alpha is not None:
         big_alpha = alpha if scale == 1 else _enlarge_alpha(alpha, (result.shape[1], result.shape[0]))

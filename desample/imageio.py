@@ -22,6 +22,26 @@ class TooLargeError(ImageLoadError):
     """The picture has more pixels than allowed (found from its header, before decoding)."""
 
 
+LOSSLESS_FORMATS = {"PNG", "BMP", "GIF", "PPM", "TGA", "QOI", "ICO", "TIFF"}
+
+
+def is_lossless(path) -> bool:
+    """Whether the file's format keeps every pixel as it was (PNG, BMP, TIFF without JPEG inside, ...):
+    such a picture has no JPEG noise to reduce. JPEG, WebP (lossy or not: Pillow can't tell) and
+    unreadable files: False. path: a file path or a binary file object (read from its start)."""
+    try:
+        if hasattr(path, "seek"):
+            path.seek(0)
+        with Image.open(path) as im:
+            compression = str(im.info.get("compression", "")).lower()
+            return im.format in LOSSLESS_FORMATS and "jpeg" not in compression
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return False
+    finally:
+        if hasattr(path, "seek"):
+            path.seek(0)
+
+
 def load_image(path, as_uint8: bool = False, max_pixels: int | None = None, name: str | None = None
                ) -> tuple[np.ndarray, np.ndarray | None]:
     """(rgb, alpha): rgb (H, W, 3) float32 in [0,1] (uint8 if as_uint8: 4x less memory);

@@ -52,6 +52,52 @@ def ssim(a: np.ndarray, b: np.ndarray, border: int = 4) -> float:
     return float(s.mean())
 
 
+def srgb_to_lab(rgb: np.ndarray) -> np.ndarray:
+    """CIE L*a*b* (D65) of sRGB values in [0,1], (..., 3)."""
+    c = np.clip(rgb.astype(np.float64), 0, 1)
+    linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+    xyz = linear @ np.array([[0.4124564, 0.3575761, 0.1804375],
+                             [0.2126729, 0.7151522, 0.0721750],
+                             [0.0193339, 0.1191920, 0.9503041]]).T
+    xyz /= np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.stack([116 * f[..., 1] - 16, 500 * (f[..., 0] - f[..., 1]), 200 * (f[..., 1] - f[..., 2])], axis=-1)
+
+
+def ciede2000(lab1: np.ndarray, lab2: np.ndarray) -> np.ndarray:
+    """CIEDE2000 colour difference (Sharma, Wu & Dalal 2005) of L*a*b* arrays (..., 3); kL = kC = kH = 1."""
+    l1, a1, b1 = np.moveaxis(lab1.astype(np.float64), -1, 0)
+    l2, a2, b2 = np.moveaxis(lab2.astype(np.float64), -1, 0)
+    c_mean = (np.hypot(a1, b1) + np.hypot(a2, b2)) / 2
+    g = 0.5 * (1 - np.sqrt(c_mean**7 / (c_mean**7 + 25.0**7)))
+    a1p, a2p = (1 + g) * a1, (1 + g) * a2
+    c1p, c2p = np.hypot(a1p, b1), np.hypot(a2p, b2)
+    h1p = np.degrees(np.arctan2(b1, a1p)) % 360
+    h2p = np.degrees(np.arctan2(b2, a2p)) % 360
+    dl, dc = l2 - l1, c2p - c1p
+    dh = h2p - h1p
+    dh = np.where(dh > 180, dh - 360, np.where(dh < -180, dh + 360, dh))
+    dh = np.where(c1p * c2p == 0, 0, dh)
+    dhh = 2 * np.sqrt(c1p * c2p) * np.sin(np.radians(dh / 2))
+    l_mean, cp_mean = (l1 + l2) / 2, (c1p + c2p) / 2
+    h_sum = h1p + h2p
+    h_mean = np.where(np.abs(h1p - h2p) > 180, np.where(h_sum < 360, h_sum + 360, h_sum - 360), h_sum) / 2
+    h_mean = np.where(c1p * c2p == 0, h_sum, h_mean)
+    t = (1 - 0.17 * np.cos(np.radians(h_mean - 30)) + 0.24 * np.cos(np.radians(2 * h_mean))
+         + 0.32 * np.cos(np.radians(3 * h_mean + 6)) - 0.20 * np.cos(np.radians(4 * h_mean - 63)))
+    sl = 1 + 0.015 * (l_mean - 50) ** 2 / np.sqrt(20 + (l_mean - 50) ** 2)
+    sc = 1 + 0.045 * cp_mean
+    sh = 1 + 0.015 * cp_mean * t
+    rt = (-2 * np.sqrt(cp_mean**7 / (cp_mean**7 + 25.0**7))
+          * np.sin(np.radians(60 * np.exp(-(((h_mean - 275) / 25) ** 2)))))
+    return np.sqrt((dl / sl) ** 2 + (dc / sc) ** 2 + (dhh / sh) ** 2 + rt * (dc / sc) * (dhh / sh))
+
+
+def delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean CIEDE2000 difference of two sRGB pictures (H, W, 3) in [0,1]: how far the colours are off."""
+    return float(ciede2000(srgb_to_lab(a), srgb_to_lab(b)).mean())
+
+
 def mask_iou(pred: np.ndarray, truth: np.ndarray) -> float:
     """Intersection over union of two bool masks; 1.0 when both are empty."""
     union = np.logical_or(pred, truth).sum()
@@ -84,4 +130,5 @@ def picture_metrics(out: np.ndarray, truth: np.ndarray, lr_mask: np.ndarray, sca
         "ssim": ssim(out, truth),
         "psnr_in": psnr(out, truth, inside),
         "psnr_out": psnr(out, truth, ~inside),
+        "delta_e": delta_e(out, truth),
     }

@@ -16,8 +16,9 @@ def test_tiny_bench_end_to_end(tiny_weights, tmp_path):
     # Bicubic of a stamped picture: worse inside the stamp than outside, and a finite speed.
     assert s["psnr_in"] < s["psnr_out"]
     assert 10 < s["psnr"] < 50 and s["out_mpix_per_s"] > 0
+    assert 0 < s["delta_e"] < 30  # a stamp shifts colours: never zero, not absurd
     report = (out / "report.md").read_text()
-    assert "| bicubic | stamped |" in report
+    assert "| bicubic | stamped |" in report and "ΔE00" in report
     assert Image.open(out / "crops.png").width > 100
     assert (out / "speed_quality.png").exists()
 

@@ -102,13 +102,13 @@ def test_clean_options_no_detect_denoise_inpaint_tta(tiny_weights, pictures, tmp
     mask = tmp_path / "mask.png"
     Image.new("L", (10, 10), 0).save(mask)
     outs = {}
-    for name, extra in (("plain", []), ("nodetect", ["--no-detect"]), ("grain", ["--denoise", "0"]),
+    for name, extra in (("plain", []), ("nodetect", ["--no-detect"]), ("grain", ["--denoise", "0", "--no-detect"]),
                         ("inpaint", ["--mask", str(mask), "--inpaint"]), ("tta", ["--tta"])):
         out = tmp_path / f"{name}.png"
         assert _run(["clean", str(pictures / "a.jpg"), "-o", str(out), "--model", tiny_weights, *extra]) == 0
         outs[name] = np.asarray(Image.open(out), np.float32)
         assert outs[name].shape == (60, 80, 3)
-    assert np.abs(outs["plain"] - outs["grain"]).mean() > 0.5
+    assert np.abs(outs["nodetect"] - outs["grain"]).mean() > 0.5
     assert np.abs(outs["plain"] - outs["nodetect"]).mean() > 0.01
     assert np.abs(outs["plain"] - outs["tta"]).mean() > 0.01
     assert _run(["clean", str(pictures / "a.jpg"), "-o", str(tmp_path / "x.png"), "--model", tiny_weights, "--denoise", "2"]) == 2
@@ -120,3 +120,16 @@ def test_train_without_the_train_extra_says_what_to_install(monkeypatch, capsys)
     monkeypatch.setitem(sys.modules, "desample.train.loop", None)  # as if torch were missing: the import fails
     assert main(["train", "--steps", "1"]) == 2
     assert "pip install -e '.[train]'" in capsys.readouterr().err
+
+
+def test_denoise_by_default_for_jpeg_only(tiny_weights, pictures, tmp_path):
+    """A lossless picture has no JPEG noise: by default it gets none of the reduction (--denoise 0)."""
+    def clean(name, *extra):
+        out = tmp_path / f"{name}-{'-'.join(extra) or 'default'}.png"
+        assert _run(["clean", str(pictures / name), "-o", str(out), "--model", tiny_weights, "--no-detect", *extra]) == 0
+        return np.asarray(Image.open(out), np.float32)
+
+    for name, same_as, other in (("a.jpg", "1", "0"), ("b.png", "0", "1")):
+        default = clean(name)
+        assert np.array_equal(default, clean(name, "--denoise", same_as))
+        assert np.abs(default - clean(name, "--denoise", other)).mean() > 0.5

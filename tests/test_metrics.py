@@ -34,3 +34,34 @@ def test_masks():
     big = enlarge_mask(m, 2, dilate=0)
     assert big.shape == (8, 8) and big.sum() == 4
     assert enlarge_mask(m, 2, dilate=1).sum() == 16
+
+
+def test_ciede2000_matches_sharma_s_test_data():
+    """Pairs from Sharma, Wu & Dalal's CIEDE2000 test data (their table 1)."""
+    from desample.metrics import ciede2000
+
+    pairs = [  # (L, a, b), (L, a, b), dE00
+        ((50.0, 2.6772, -79.7751), (50.0, 0.0, -82.7485), 2.0425),
+        ((50.0, 3.1571, -77.2803), (50.0, 0.0, -82.7485), 2.8615),
+        ((50.0, 2.8361, -74.0200), (50.0, 0.0, -82.7485), 3.4412),
+        ((50.0, 0.0, 0.0), (50.0, -1.0, 2.0), 2.3669),
+        ((50.0, 2.5, 0.0), (73.0, 25.0, -18.0), 27.1492),
+        ((60.2574, -34.0099, 36.2677), (60.4626, -34.1751, 39.4387), 1.2644),
+    ]
+    lab1 = np.array([p[0] for p in pairs])
+    lab2 = np.array([p[1] for p in pairs])
+    np.testing.assert_allclose(ciede2000(lab1, lab2), [p[2] for p in pairs], atol=1e-4)
+    np.testing.assert_allclose(ciede2000(lab2, lab1), [p[2] for p in pairs], atol=1e-4)  # symmetric
+
+
+def test_delta_e_sees_a_colour_shift_more_than_noise_of_the_same_size():
+    from desample.metrics import delta_e, srgb_to_lab
+
+    np.testing.assert_allclose(srgb_to_lab(np.array([1.0, 1.0, 1.0])), [100, 0, 0], atol=0.01)
+    np.testing.assert_allclose(srgb_to_lab(np.array([1.0, 0.0, 0.0])), [53.24, 80.09, 67.20], atol=0.02)
+    rng = np.random.default_rng(0)
+    pic = rng.uniform(0.2, 0.8, (32, 32, 3))
+    assert delta_e(pic, pic) == 0
+    shifted = pic + np.array([0.03, -0.03, 0.0])  # reddish cast
+    grey_noise = pic + rng.choice([-1, 1], (32, 32, 1)) * 0.03  # as strong, no hue change
+    assert delta_e(pic, shifted) > 1.5 * delta_e(pic, grey_noise)

@@ -118,6 +118,8 @@ def build_methods(engine, names: list[str] | None, threads: int) -> list[Method]
                                   "stamped", "two-stage: OpenCV Telea inpainting with the TRUE mask, then Real-CUGAN 2x"))
     # References without any stamp: super-resolution quality alone.
     methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, engine).rgb, "clean", "no stamp in the input"))
+    methods.append(Method("desample_lossless@clean", lambda c: restore(c.clean_lr, engine, denoise=0.0).rgb, "clean",
+                          "no stamp in the input, which was never JPEG-compressed: --denoise 0, as `desample clean` treats a PNG"))
     methods.append(Method("desample_tta@clean", lambda c: restore(c.clean_lr, engine, mirror=True).rgb, "clean",
                           "no stamp in the input; --tta"))
     methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, 2), "clean", "no stamp in the input"))

@@ -18,16 +18,17 @@ def markdown_table(results: dict, command: str) -> str:
     lines = [
         f"{results['n_cases']} stamped previews, 2x, {results['threads']} thread(s). Made by `{command}`.",
         "",
-        "| method | input | PSNR | PSNR-Y | SSIM | PSNR in stamp | PSNR outside | s/picture (median) | output MP/s"
+        "| method | input | PSNR | PSNR-Y | SSIM | PSNR in stamp | PSNR outside | ΔE00 | s/picture (median) | output MP/s"
         " | speed vs desample | peak RSS MB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in s.items():
         ratio = f"{r['out_mpix_per_s'] / ref:.2f}x" if ref else "-"
         rss = f"{r['peak_rss_mb']:.0f}" if "peak_rss_mb" in r and np.isfinite(r["peak_rss_mb"]) else "-"
         lines.append(
             f"| {name} | {r['input']} | {r['psnr']:.2f} | {r['psnr_y']:.2f} | {r['ssim']:.4f} | {r['psnr_in']:.2f} | "
-            f"{r['psnr_out']:.2f} | {r['seconds_median']:.3f} | {r['out_mpix_per_s']:.3f} | {ratio} | {rss} |"
+            f"{r['psnr_out']:.2f} | {r.get('delta_e', float('nan')):.3f} | "
+            f"{r['seconds_median']:.3f} | {r['out_mpix_per_s']:.3f} | {ratio} | {rss} |"
         )
     if "detector" in results:
         d = results["detector"]
@@ -37,7 +38,8 @@ def markdown_table(results: dict, command: str) -> str:
               "| method | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
     for name, per in results["by_kind"].items():
         lines.append(f"| {name} | " + " | ".join(f"{v['psnr']:.2f} / {v['psnr_in']:.2f}" for v in per.values()) + " |")
-    notes = [f"- {n}: {r['note']}" for n, r in s.items() if r.get("note")]
+    notes = ["- ΔE00: mean CIEDE2000 colour difference from the truth, per pixel (lower is better)"]
+    notes += [f"- {n}: {r['note']}" for n, r in s.items() if r.get("note")]
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 

@@ -23,7 +23,7 @@ from ..data.sources import list_pictures, split_holdout
 from ..metrics import mask_f1, mask_iou, picture_metrics
 from ..train.validation import build_validation_set
 
-METRICS = ("psnr", "psnr_y", "ssim", "psnr_in", "psnr_out")
+METRICS = ("psnr", "psnr_y", "ssim", "psnr_in", "psnr_out", "delta_e")
 
 
 def build_cases(images: str | None, limit: int | None, kinds_per_picture: int, use_all: bool = False) -> list[Preview]:

@@ -24,6 +24,9 @@ def validation_table(meta: dict) -> str:
     for label, k in rows:
         digits = 4 if k == "ssim" else 2
         lines.append(f"| {label} | {v[k]:.{digits}f} | {v['bicubic_' + k]:.{digits}f} | {v[k] - v['bicubic_' + k]:+.{digits}f} |")
+    if "delta_e" in v:  # recorded since stamp synthesis 2
+        lines.append(f"| colour difference, mean CIEDE2000 (lower is better) | {v['delta_e']:.3f} | {v['bicubic_delta_e']:.3f} "
+                     f"| {v['delta_e'] - v['bicubic_delta_e']:+.3f} |")
     lines.append(f"| mask IoU (threshold 0.5) | {v['mask_iou']:.3f} | - | - |")
     hours = meta.get("train_seconds", 0) / 3600
     lines += ["", f"Step {meta['step']} of this run, {meta['samples']:,} training crops in all, {hours:.2f} h of training time; "

@@ -184,7 +184,7 @@ class Cleaner:
         except ImageLoadError as e:
             raise HTTPException(422, str(e)) from e
 
-    def clean(self, data: bytes, name: str, scale: int, denoise: float, detect: bool, inpaint: bool,
+    def clean(self, data: bytes, name: str, scale: int, denoise: float | None, detect: bool, inpaint: bool,
               mask_data: bytes | None, stamp_data: bytes | None, tta: bool = False) -> tuple[bytes, dict]:
         rgb, alpha = self._load(data, name)
         h, w = rgb.shape[:2]
@@ -206,6 +206,10 @@ class Cleaner:
             except (OSError, ValueError) as e:
                 raise HTTPException(422, f"the stamp file is not an RGBA stamp from /api/estimate ({e})") from e
             stamp = known.placed((h, w), locate(known, rgb))
+        if denoise is None:  # as `desample clean`: no JPEG noise reduction for a lossless picture
+            from ..imageio import is_lossless
+
+            denoise = 0.0 if is_lossless(io.BytesIO(data)) else 1.0
         start = time.perf_counter()
         result = restore(rgb, self.engine, scale=scale, alpha=alpha, mask=mask, tile=self.settings.tile,
                          dtype=np.uint8, stamp=stamp, detect=detect, denoise=denoise, inpaint=inpaint, mirror=tta)
@@ -288,7 +292,8 @@ def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: 
     async def clean(
         file: Annotated[UploadFile, File(description="the picture (PNG, JPEG, WebP, GIF, ...)")],
         scale: Annotated[int, Form(description="1 (removal only), 2 or 4")] = 2,
-        denoise: Annotated[float, Form(ge=0, le=1, description="JPEG noise reduction, 0 (keep the grain) to 1 (full)")] = 1.0,
+        denoise: Annotated[float | None, Form(ge=0, le=1, description="JPEG noise reduction, 0 (keep the grain) to 1 (full); "
+                                                                       "left out: 1 for JPEG/WebP, 0 for lossless pictures")] = None,
         detect: Annotated[bool, Form(description="look for the stamp automatically")] = True,
         mask: Annotated[UploadFile | None, File(description="white where the stamp is (painted by hand), any size")] = None,
         inpaint: Annotated[bool, Form(description="repaint the mask's pixels from their surroundings, "

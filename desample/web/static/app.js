@@ -188,7 +188,7 @@ async function cleanCard(card, stamp) {
     const f = new FormData();
     f.append("file", card.file, card.file.name);
     f.append("scale", option("scale"));
-    f.append("denoise", option("denoise"));
+    if (option("denoise") !== "auto") f.append("denoise", option("denoise"));
     f.append("detect", option("detect"));
     f.append("tta", option("tta"));
     if (mask) f.append("mask", mask, "mask.png");
