@@ -219,3 +219,23 @@ def test_mirror_averages_the_picture_and_its_mirror_image(scale):
     as_bytes = restore(rgb, model, scale=scale, mask=mask, detect=False, mirror=True, dtype=np.uint8).rgb
     # 8-bit averaging rounds once (at 4x the 2x in between is 8-bit too: a few levels more, here and there)
     assert np.abs(as_bytes / 255.0 - both.rgb).max() <= (1.5 if scale < 4 else 4) / 255
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_keep_noise_in_bands_equals_all_at_once(scale, monkeypatch):
+    """_keep_noise works in bands of input rows (bounded memory): their seams must not show."""
+    import desample.core as core
+
+    rng = np.random.default_rng(5)
+    rgb = rng.random((50, 37, 3)).astype(np.float32)
+    out = rng.random((50 * scale, 37 * scale, 3)).astype(np.float32)
+    stamp = np.zeros((50, 37), np.float32)
+    stamp[20:30, 5:15] = 1
+    monkeypatch.setattr(core, "BAND", 1000)
+    whole = core._keep_noise(out.copy(), rgb, stamp, 1.0)
+    monkeypatch.setattr(core, "BAND", 7)
+    banded = core._keep_noise(out.copy(), rgb, stamp, 1.0)
+    np.testing.assert_allclose(banded, whole, atol=1e-5)
+    assert np.abs(whole - out).mean() > 0.01  # and it did something
+    as_bytes = core._keep_noise((out * 255 + 0.5).astype(np.uint8), rgb, stamp, 1.0)
+    assert np.abs(as_bytes / 255.0 - whole).max() <= 1.5 / 255
