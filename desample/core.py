@@ -16,6 +16,8 @@ from .engine.runtime import Engine, as_engine
 from .engine.tiling import run_tiled
 
 SCALES = (1, 2, 4)
+KEEP_AWAY = 8  # input px around where a stamp may be (probability > 0.2) that _keep_noise leaves alone
+BAND = 256  # rows per band where whole-picture temporaries would grow with the picture
 UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above, noise x1/(1-a) is too much
 
 
@@ -67,8 +69,8 @@ def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, til
     for o, m in zip(outs, mirrored, strict=True):
         if o is None:
             continue
-        for y in range(0, o.shape[0], 256):  # in bands: no full-size temporaries
-            a, b = o[y : y + 256], m[y : y + 256, ::-1]
+        for y in range(0, o.shape[0], BAND):  # in bands: no full-size temporaries
+            a, b = o[y : y + BAND], m[y : y + BAND, ::-1]
             if o.dtype == np.uint8:
                 a[...] = (a.astype(np.uint16) + b + 1) >> 1
             else:
@@ -88,10 +90,6 @@ def unblend(rgb: np.ndarray, matte: np.ndarray, color: np.ndarray, opaque: float
     inverted = (rgb - a * color) / np.maximum(1 - a, 1e-3)
     out = np.where(see_through, np.clip(inverted, 0, 1), rgb)
     return out.astype(np.float32), np.where(see_through[..., 0], 0, matte).astype(np.float32)
-
-
-KEEP_AWAY = 8  # input px around where a stamp may be (probability > 0.2) that _keep_noise leaves alone
-BAND = 256  # input rows per band: _keep_noise's temporaries stay small whatever the picture's size
 
 
 def _keep_noise(out: np.ndarray, rgb: np.ndarray, stamp: np.ndarray, share: float) -> np.ndarray:
