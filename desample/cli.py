@@ -332,7 +332,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--init", help="weights to start from when there is no checkpoint yet")
     t.add_argument("--export", help="write the best EMA weights here (fp16 safetensors + JSON)")
     for name, typ in (("steps", int), ("batch", int), ("patch", int), ("patch-late", int), ("late-after", int),
-                      ("lr", float), ("procedural", int), ("val-every", int), ("ckpt-every", int), ("threads", int), ("seed", int),
+                      ("lr", float), ("decay-from", int), ("decay-to", int), ("lr-min", float),
+                      ("procedural", int), ("val-every", int), ("ckpt-every", int), ("threads", int), ("seed", int),
                       ("accum", int), ("workers", int)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--reindex", action="store_true", default=None, help="list the picture folders again (cached index)")

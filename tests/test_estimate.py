@@ -259,3 +259,25 @@ def test_a_second_opinion_on_the_matte_is_mixed_in_where_the_stamp_is():
     assert (matte[:40, :40] == 0).all()  # where the set shows no stamp, no opinion makes one
     with pytest.raises(ValueError, match="one matte per picture"):
         estimate_stamp(pictures, hints=hints[:3])
+
+
+def test_opinions_of_pictures_where_the_stamp_is_invisible_count_less():
+    # Two of four pictures are the stamp's own colour under it: the stamp leaves no trace there, and a
+    # detector looking at them sees nothing (hint 0). Told what lies under the stamp (cleans), the
+    # estimate leans on the two pictures that show it.
+    stamp = classic_sample_stamp(H, W)
+    clean = [np.asarray(anime_picture(W, H, seed=30 + i), np.float32) / 255.0 for i in range(4)]
+    for c in clean[:2]:
+        c[stamp.mask] = stamp.color[stamp.mask]
+    pictures = [apply_stamp(c, stamp) for c in clean]
+    hints = [np.zeros((H, W), np.float32)] * 2 + [stamp.alpha.astype(np.float32)] * 2
+
+    def error(est):
+        matte, _ = est.placed((H, W), est.offsets[0])
+        return np.abs(matte - stamp.alpha)[stamp.mask].mean()
+
+    plain = error(estimate_stamp(pictures, hints=hints))
+    weighted = error(estimate_stamp(pictures, hints=hints, cleans=clean))
+    assert weighted < 0.7 * plain
+    with pytest.raises(ValueError, match="only with hints"):
+        estimate_stamp(pictures, cleans=clean)

@@ -82,3 +82,29 @@ def test_a_changed_validation_set_is_scored_again_before_weights_are_replaced(tm
     ckpt = torch.load(run / "last.pt", weights_only=True)
     assert ckpt["synthesis"] == SYNTHESIS_VERSION and ckpt["best"] < 1e9
     assert ckpt["best"] >= score - 1e-3
+
+
+def test_learning_rate_decays_by_absolute_step():
+    from desample.train.loop import scheduled_lr
+
+    cfg = TrainConfig(data=[], lr=2e-4, decay_from=100, decay_to=300, lr_min=1e-5)
+    assert scheduled_lr(cfg, 0) == scheduled_lr(cfg, 100) == 2e-4
+    assert abs(scheduled_lr(cfg, 200) - (1e-5 + 2e-4) / 2) < 1e-12  # half way down the cosine
+    assert scheduled_lr(cfg, 300) == scheduled_lr(cfg, 10_000) == 1e-5
+    rates = [scheduled_lr(cfg, s) for s in range(100, 301, 10)]
+    assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
+    assert scheduled_lr(TrainConfig(data=[], lr=2e-4), 10**6) == 2e-4  # no decay asked: constant
+
+
+def test_a_resumed_run_carries_on_down_the_decay(tmp_path):
+    cfg = _config(tmp_path, 4)
+    cfg.decay_from, cfg.decay_to, cfg.lr_min, cfg.warmup = 0, 6, 1e-5, 0
+    train(cfg)
+    cfg.steps = 6
+    train(cfg)
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 6
+    from desample.train.loop import scheduled_lr
+
+    assert ckpt["opt"]["param_groups"][0]["lr"] == scheduled_lr(cfg, 5)  # the last step's rate, not the start's
+

@@ -31,6 +31,11 @@ class TrainConfig:
     late_after: int = 20_000
     lr: float = 3e-4
     warmup: int = 200
+    # Cosine decay of the learning rate from `lr` at step decay_from to lr_min at decay_to (lr_min
+    # after); by absolute step, so a resumed run carries on where it was. decay_to <= decay_from: none.
+    decay_from: int = 0
+    decay_to: int = 0
+    lr_min: float = 1e-5
     clip: float = 1.0  # gradient-norm clipping (logged as grad_norm)
     ema: float = 0.999
     stamp_weight: float = 4.0  # extra L1 weight inside the stamp

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import os
 import time
 from pathlib import Path
@@ -67,6 +68,14 @@ def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) ->
     l_color = (a * (out.color - batch["color"]).abs()).sum() / (3 * a.sum() + 1e-6)
     total = l_hr + cfg.lr_loss * l_lr + cfg.mask_loss * (bce + dice) + cfg.matte_loss * (l_matte + 0.5 * l_color)
     return {"loss": total, "l1_hr": l_hr, "l1_lr": l_lr, "bce": bce, "dice": dice, "matte": l_matte, "color": l_color}
+
+
+def scheduled_lr(cfg: TrainConfig, step: int) -> float:
+    """The learning rate at `step`: cfg.lr, cosine-decayed to cfg.lr_min between decay_from and decay_to."""
+    if cfg.decay_to <= cfg.decay_from or step <= cfg.decay_from:
+        return cfg.lr
+    t = min(1.0, (step - cfg.decay_from) / (cfg.decay_to - cfg.decay_from))
+    return cfg.lr_min + (cfg.lr - cfg.lr_min) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, micro_batches: list[dict[str, torch.Tensor]],
@@ -230,7 +239,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         print(f"validation set changed (stamp synthesis {SYNTHESIS_VERSION}): {start['rebaseline']} scores {best:.4f} on it")
     del start
     for g in opt.param_groups:
-        g["lr"] = cfg.lr
+        g["lr"] = scheduled_lr(cfg, step)
     global_batch = cfg.batch * cfg.accum * d.world
     if d.main:
         print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; {d.world} process(es) x {threads} thread(s); "
@@ -267,9 +276,9 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         sampler.refresh(cfg.refresh)
         micro = [{k: torch.from_numpy(v).to(d.device) for k, v in sampler.batch(cfg.batch, patch).items()}
                  for _ in range(cfg.accum)]
-        if not resumed and step - start_step < cfg.warmup:  # a resumed optimiser needs no warm-up
-            for g in opt.param_groups:
-                g["lr"] = cfg.lr * (step - start_step + 1) / cfg.warmup
+        warm = (step - start_step + 1) / cfg.warmup if not resumed and step - start_step < cfg.warmup else 1.0
+        for g in opt.param_groups:  # a resumed optimiser needs no warm-up
+            g["lr"] = scheduled_lr(cfg, step) * warm
         parts = train_step(net, opt, micro, cfg, scale)
         step += 1
         samples += global_batch
@@ -290,7 +299,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
             bar.set_postfix(loss=f"{running['loss']:.4f}", samples_per_s=f"{global_batch / max(time.time() - t0, 1e-9):.1f}")
             threads = _read_threads(out, threads)
             log.write(json.dumps({"step": step, "samples": samples, "wall": round(wall, 1), "threads": threads,
-                                  "world": d.world, "bad_files": bad_files,
+                                  "world": d.world, "bad_files": bad_files, "lr": opt.param_groups[0]["lr"],
                                   **{k: round(v, 5) for k, v in running.items()}}) + "\n")
             log.flush()
             if board:
