@@ -245,15 +245,11 @@ def restore(
     return RestoreResult(rgb=result, alpha=big_alpha, mask=found)
 
 
-def detect_stamp(rgb: np.ndarray, engine, tile: int = 512, with_matte: bool = False):
-    """The network's stamp probability (H, W) in [0,1] for rgb (H, W, 3), blind (one LR pass, no
-    enlargement); with_matte: (probability, the stamp's alpha as the network sees it, or None when
-    the engine has no such output)."""
-    engine = as_engine(engine)
+def detect_stamp(rgb: np.ndarray, engine, tile: int = 512) -> np.ndarray:
+    """The network's stamp probability (H, W) in [0,1] for rgb (H, W, 3), blind (one LR pass, no enlargement)."""
     found = np.zeros(rgb.shape[:2], np.float32)
-    matte = np.zeros(rgb.shape[:2], np.float32) if with_matte and getattr(engine, "has_matte", False) else None
-    _pass(engine, rgb, None, tile, None, None, found, matte_out=matte)
-    return (found, matte) if with_matte else found
+    _pass(as_engine(engine), rgb, None, tile, None, None, found)
+    return found
 
 
 def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth: int = 3):
@@ -270,16 +266,17 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
 
     engine = as_engine(engine)
     floats = [as_float(p) for p in pictures]
+    has_matte = getattr(engine, "has_matte", False)  # an old 3-output ONNX file has no matte output
     found, mattes, cleans = [], [], []
     for p in floats:  # one blind pass each: where the stamp is, its matte, and the picture without it
         found.append(np.zeros(p.shape[:2], np.float32))
         cleans.append(np.empty_like(p))
-        mattes.append(np.zeros(p.shape[:2], np.float32) if getattr(engine, "has_matte", False) else None)
+        mattes.append(np.zeros(p.shape[:2], np.float32) if has_matte else None)
         _pass(engine, p, None, tile, None, cleans[-1], found[-1], matte_out=mattes[-1])
-    if any(m is None for m in mattes):
-        est = estimate_stamp(floats, smooth=smooth)
-    else:
+    if has_matte:
         est = estimate_stamp(floats, smooth=smooth, hints=mattes, cleans=cleans)
+    else:
+        est = estimate_stamp(floats, smooth=smooth)
     return confirmed_by(est, found)
 
 

@@ -169,6 +169,21 @@ def _engine():
     return load_engine(threads=1)
 
 
+def test_shared_estimate_with_a_model_file_that_has_no_matte_output():
+    # An ONNX file exported before the matte output: the set's own estimate, confirmed by detection.
+    from desample.core import detect_stamp
+    from desample.stamps.estimate import confirmed_by
+
+    stamp = classic_sample_stamp(H, W)
+    pictures = _set(4, stamp, seed=50)
+    engine = _engine()
+    engine.has_matte = False
+    est = estimate_shared(pictures, engine)
+    alone = confirmed_by(estimate_stamp(pictures), [detect_stamp(p, engine) for p in pictures])
+    np.testing.assert_array_equal(est.matte, alone.matte)
+    assert est.matte.max() > 0.3
+
+
 def test_cli_estimate_then_clean_with_the_stamp_and_shared(tmp_path, capsys):
     stamp = classic_sample_stamp(H, W)
     src = tmp_path / "set"

@@ -107,4 +107,3 @@ def test_a_resumed_run_carries_on_down_the_decay(tmp_path):
     from desample.train.loop import scheduled_lr
 
     assert ckpt["opt"]["param_groups"][0]["lr"] == scheduled_lr(cfg, 5)  # the last step's rate, not the start's
-
