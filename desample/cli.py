@@ -337,6 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                       ("accum", int), ("workers", int)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--reindex", action="store_true", default=None, help="list the picture folders again (cached index)")
+    t.add_argument("--dihedral", action=argparse.BooleanOptionalAction, default=None,
+                   help="pictures in all 8 flips and quarter turns, not only mirrored")
     sw = t.add_argument_group("volunteer swarm (pip install -e '.[swarm]')")
     sw.add_argument("--swarm", action="store_true", default=None, help="train with peers over the internet (hivemind)")
     sw.add_argument("--initial-peers", nargs="+", help="multiaddrs of running peers (as printed by the first one)")

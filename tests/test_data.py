@@ -81,3 +81,17 @@ def test_crop_sampler_batches(rng):
     assert b["guide"].shape == (5, 2, 48, 48) and b["mask"].shape == (5, 1, 48, 48)
     assert set(np.unique(b["guide"][:, 1])) <= {0.0, 1.0}
     assert b["x"].dtype == np.float32 and 0 <= b["x"].min() and b["x"].max() <= 1
+
+
+def test_crop_sampler_dihedral_turns_pictures():
+    # A wide picture whose left half is dark: mirrored it stays wide; turned a quarter it stands up.
+    arr = np.full((100, 240, 3), 230, np.uint8)
+    arr[:, :120] = 20
+    pic = Image.fromarray(arr)
+
+    def shapes(dihedral):
+        sampler = CropSampler([pic], np.random.default_rng(3), pool_size=24, dihedral=dihedral)
+        return {pv.hr.shape[0] > pv.hr.shape[1] for pv in sampler.pool}
+
+    assert shapes(False) == {False}  # only mirrored: every preview wide
+    assert shapes(True) == {False, True}  # some turned a quarter

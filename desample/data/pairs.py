@@ -109,9 +109,13 @@ class CropSampler:
     """
 
     def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
-                 pool_size: int = 48, guide_prob: float = 0.3):
-        """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`)."""
+                 pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False):
+        """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`).
+
+        dihedral: each picture in any of its 8 flips and quarter turns (else mirrored or not).
+        """
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
+        self.dihedral = dihedral
         self.pool = [self._new_preview() for _ in range(pool_size)]
 
     def _next_picture(self) -> Image.Image:
@@ -124,6 +128,12 @@ class CropSampler:
         hr = hr_region(pic, int(self.rng.integers(200, 421)), self.scale, self.rng)
         if self.rng.random() < 0.5:
             hr = hr.transpose(Image.FLIP_LEFT_RIGHT)
+        if self.dihedral:
+            # With the mirror above: all 8. The stamp is drawn afterwards, upright as on real previews.
+            if self.rng.random() < 0.5:
+                hr = hr.transpose(Image.TRANSPOSE)
+            if self.rng.random() < 0.5:
+                hr = hr.transpose(Image.ROTATE_180)
         return make_preview(hr, self.rng, self.scale)
 
     def refresh(self, n: int) -> None:

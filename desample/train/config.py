@@ -43,6 +43,9 @@ class TrainConfig:
     mask_loss: float = 0.1  # weight of the mask BCE + dice
     matte_loss: float = 0.5  # weight of the matte L1 (+ half as much colour L1 where the stamp is)
     guide_prob: float = 0.3  # how often the true matte/mask is given as guide
+    # Pictures in all 8 flips/quarter turns, not only mirrored: more variety for the enlargement,
+    # which sees the same few hundred pictures for hundreds of thousands of crops.
+    dihedral: bool = False
     pool: int = 48  # previews kept in memory for cropping
     refresh: int = 3  # previews replaced per step
     val_every: int = 750

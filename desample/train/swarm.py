@@ -108,7 +108,7 @@ def train_swarm(cfg: TrainConfig) -> None:
     print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; swarm step {opt.local_epoch}; "
           f"{cfg.swarm_batch} samples per step over all peers", flush=True)
     sampler = CropSampler(source, np.random.default_rng(peer_seed), scale=model.config.scale, pool_size=cfg.pool,
-                          guide_prob=cfg.guide_prob)
+                          guide_prob=cfg.guide_prob, dihedral=cfg.dihedral)
     scale = model.config.scale
     log = open(out / "log.jsonl", "a")
 
