@@ -1,5 +1,7 @@
 import json
 
+import numpy as np
+import pytest
 from PIL import Image
 
 from desample.cli import main
@@ -41,3 +43,33 @@ def test_a_picture_folder_gets_no_crops_unless_asked(tiny_weights, tmp_path):
 def test_unknown_method_is_a_clear_error(tiny_weights, tmp_path, capsys):
     assert main(["bench", "--methods", "nope", "--limit", "1", "--out", str(tmp_path), "--model", tiny_weights, "--no-memory"]) == 2
     assert "unknown or unavailable" in capsys.readouterr().err
+
+
+class _BrightDetector:
+    """An engine whose stamp probability is 1 wherever the picture is bright, 0 elsewhere."""
+
+    scale, multiple, border, guide_channels = 2, 1, 0, 2
+
+    def __call__(self, x, guide):
+        n, _, h, w = x.shape
+        prob = (x.mean(axis=1, keepdims=True) > 0.5).astype(np.float32)
+        return np.zeros((n, 3, 2 * h, 2 * w), np.float32), x, prob, None
+
+
+def test_detector_scores_per_stamp_kind():
+    from types import SimpleNamespace
+
+    from desample.bench.run import detector_scores
+
+    def case(kind, bright, stamped_mask):
+        rgb = np.zeros((40, 40, 3), np.float32)
+        rgb[bright] = 1.0
+        mask = np.zeros((40, 40), bool)
+        mask[stamped_mask] = True
+        return SimpleNamespace(kind=kind, stamped=rgb, mask=mask)
+
+    found_all = case("word", np.s_[10:20, 10:30], np.s_[10:20, 10:30])  # IoU 1
+    found_half = case("tiled", np.s_[0:10, 0:20], np.s_[0:10, 10:30])  # 100 px shared of 300: IoU 1/3
+    scores = detector_scores([found_all, found_half], _BrightDetector())
+    assert scores["iou_by_kind"] == pytest.approx({"tiled": 1 / 3, "word": 1.0})
+    assert scores["mask_iou"] == pytest.approx(2 / 3)

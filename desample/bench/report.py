@@ -33,6 +33,8 @@ def markdown_table(results: dict, command: str) -> str:
     if "detector" in results:
         d = results["detector"]
         lines += ["", f"desample's stamp detector: mask IoU {d['mask_iou']:.3f}, F1 {d['mask_f1']:.3f} (blind, threshold 0.5)."]
+        if d.get("iou_by_kind"):
+            lines[-1] += " IoU per kind: " + ", ".join(f"{k} {v:.3f}" for k, v in d["iou_by_kind"].items()) + "."
     kinds = next(iter(results["by_kind"].values())).keys()
     lines += ["", "PSNR (whole picture / inside the stamp) per stamp kind:", "",
               "| method | " + " | ".join(kinds) + " |", "|---|" + "---|" * len(kinds)]
