@@ -1,5 +1,6 @@
 import json
 
+import pytest
 import torch
 
 from desample.model.weights import load_weights
@@ -94,6 +95,20 @@ def test_learning_rate_decays_by_absolute_step():
     rates = [scheduled_lr(cfg, s) for s in range(100, 301, 10)]
     assert all(a > b for a, b in zip(rates, rates[1:], strict=False))
     assert scheduled_lr(TrainConfig(data=[], lr=2e-4), 10**6) == 2e-4  # no decay asked: constant
+
+
+def test_the_swarm_follows_the_decay_by_swarm_step():
+    from desample.train.loop import scheduled_lr
+    from desample.train.swarm import lr_schedule
+
+    cfg = TrainConfig(data=[], lr=2e-4, decay_from=100, decay_to=300, lr_min=1e-5)
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=cfg.lr)
+    scheduler = lr_schedule(cfg)(opt)
+    for swarm_step in (0, 150, 200, 400):  # as hivemind catches a (late-joining) peer up to the swarm's step
+        while scheduler._step_count <= swarm_step:
+            scheduler.step()
+        assert opt.param_groups[0]["lr"] == pytest.approx(scheduled_lr(cfg, swarm_step))
+    assert opt.param_groups[0]["lr"] == pytest.approx(1e-5)
 
 
 def test_a_resumed_run_carries_on_down_the_decay(tmp_path):

@@ -33,7 +33,7 @@ from ..model.net import DesampleNet, NetConfig, count_parameters
 from ..model.weights import clean_state_dict, save_weights
 from .config import TrainConfig
 from .distributed import Dist
-from .loop import _atomic_save, _pictures, _starting_state, losses
+from .loop import _atomic_save, _pictures, _starting_state, losses, scheduled_lr
 from .validation import build_validation_set, evaluate
 
 
@@ -59,6 +59,12 @@ def _wait_for_swarm(opt) -> None:
             return
         time.sleep(0.2)
     print(f"no other peer seen within {JOIN_WAIT:.0f} s: training alone until one appears", flush=True)
+
+
+def lr_schedule(cfg: TrainConfig):
+    """hivemind's scheduler factory: the learning rate of `scheduled_lr` at the swarm's step (hivemind
+    steps it once per swarm step, and a late joiner's up to the swarm's step)."""
+    return lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda step: scheduled_lr(cfg, step) / cfg.lr)
 
 
 def train_swarm(cfg: TrainConfig) -> None:
@@ -97,6 +103,7 @@ def train_swarm(cfg: TrainConfig) -> None:
     opt = hivemind.Optimizer(
         dht=dht, run_id=cfg.run_id, params=model.parameters(),
         optimizer=lambda params: torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0),
+        scheduler=lr_schedule(cfg),
         batch_size_per_step=cfg.batch * cfg.accum, target_batch_size=cfg.swarm_batch,
         matchmaking_time=cfg.matchmaking_time, averaging_timeout=cfg.averaging_timeout, verbose=debug,
     )
