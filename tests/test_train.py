@@ -97,6 +97,7 @@ def test_learning_rate_decays_by_absolute_step():
     assert scheduled_lr(TrainConfig(data=[], lr=2e-4), 10**6) == 2e-4  # no decay asked: constant
 
 
+@pytest.mark.filterwarnings("ignore:Detected call of")  # the scheduler alone, as hivemind catches it up
 def test_the_swarm_follows_the_decay_by_swarm_step():
     from desample.train.loop import scheduled_lr
     from desample.train.swarm import lr_schedule
