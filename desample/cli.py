@@ -296,8 +296,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mask", help="a picture of the stamp's mask (white = stamp), used for every input")
     p.add_argument("--stamp", help="a known stamp (RGBA: colour + matte, from `desample estimate`), found in each picture")
     p.add_argument("--shared", action="store_true", help="the inputs share one stamp: estimate it from all of them first")
-    p.add_argument("--inpaint", action="store_true", help="repaint the --mask area from its surroundings before the "
-                   "network refines it (small areas; without it the mask guides the network)")
+    p.add_argument("--inpaint", action="store_true", help="repaint all of the --mask area from its surroundings before "
+                   "the network refines it (a mask that is exactly the stamp; without it only the mask's pixels "
+                   "the network sees stamped are repainted)")
     p.add_argument("--no-detect", action="store_true", help="no automatic stamp detection: enlarge and denoise only "
                    "(a --mask or --stamp is still removed)")
     p.add_argument("--denoise", type=float, default=None, help="JPEG noise reduction, 0 to 1: 1 = the model's full "

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from desample import core
 from desample.core import restore
 from desample.engine.tiling import run_tiled
 from desample.model.net import DesampleNet, NetConfig
@@ -163,9 +164,10 @@ def test_bicubic_module_is_pytorch_bicubic():
         torch.testing.assert_close(Bicubic(scale)(x), want, atol=1e-5, rtol=0)
 
 
-def test_restore_options_detect_denoise_inpaint():
+def test_restore_options_detect_denoise_inpaint(monkeypatch):
     """detect=False tells the net there is no stamp; denoise < 1 gives back the share of (input -
-    clean LR) outside the stamp; inpaint fills the mask before the net refines it."""
+    clean LR) outside the stamp; inpaint fills the mask before the net refines it, and without it
+    only what the net sees of it."""
     model = randomised(DesampleNet(TINY))
     rgb = np.random.default_rng(3).random((24, 32, 3)).astype(np.float32)
     full = restore(rgb, model, scale=1)
@@ -194,16 +196,25 @@ def test_restore_options_detect_denoise_inpaint():
     assert not np.allclose(blind_off.rgb, full.rgb)  # the "no stamp" guide reaches the net
     mask = np.zeros((24, 32), np.float32)
     mask[8:16, 8:16] = 1
-    guided = restore(rgb, model, scale=1, mask=mask, detect=False)
     filled = restore(rgb, model, scale=1, mask=mask, detect=False, inpaint=True)
+    # Without inpaint, only the mask's pixels the network sees stamped (its matte) are repainted.
+    monkeypatch.setattr(core, "FILL_FROM_MATTE", 1.0)
+    monkeypatch.setattr(core, "FILL_FULL_MATTE", 2.0)  # it sees nothing: the mask only guides
+    guided = restore(rgb, model, scale=1, mask=mask, detect=False)
     assert (guided.mask >= mask).all() and (filled.mask >= mask).all()
     assert np.abs(guided.rgb - filled.rgb)[8:16, 8:16].mean() > 10 * np.abs(guided.rgb - filled.rgb)[:4].mean()
+    monkeypatch.setattr(core, "FILL_FROM_MATTE", -2.0)
+    monkeypatch.setattr(core, "FILL_FULL_MATTE", -1.0)  # it sees all of it: all of it is repainted
+    np.testing.assert_allclose(restore(rgb, model, scale=1, mask=mask, detect=False).rgb, filled.rgb, atol=1e-6)
     with pytest.raises(ValueError, match="denoise"):
         restore(rgb, model, denoise=1.5)
 
 
 @pytest.mark.parametrize("scale", [1, 2, 4])
-def test_mirror_averages_the_picture_and_its_mirror_image(scale):
+def test_mirror_averages_the_picture_and_its_mirror_image(scale, monkeypatch):
+    # the mask's fill follows the net's matte of the picture as given: off, the flip alone is compared
+    monkeypatch.setattr(core, "FILL_FROM_MATTE", 1.0)
+    monkeypatch.setattr(core, "FILL_FULL_MATTE", 2.0)
     model = randomised(DesampleNet(TINY))
     rgb = np.random.default_rng(1).random((37, 51, 3)).astype(np.float32)
     mask = np.zeros((37, 51), np.float32)

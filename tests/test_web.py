@@ -196,11 +196,16 @@ def test_painted_mask_changes_the_result(engine):
         r = client.post("/api/clean", files={"file": ("p.png", data, "image/png"),
                                              "mask": ("mask.png", _png_bytes(painted), "image/png")}, data={"scale": "1"})
         masked = _decode(r.content)
+        exact = _decode(client.post("/api/clean", files={"file": ("p.png", data, "image/png"),
+                                                         "mask": ("mask.png", _png_bytes(painted), "image/png")},
+                                    data={"scale": "1", "inpaint": "true"}).content)
         empty = client.post("/api/clean", files={"file": ("p.png", data, "image/png"),
                                                  "mask": ("mask.png", _png_bytes(painted * 0), "image/png")}, data={"scale": "1"})
     inside = painted > 0
-    err = {k: np.abs(v[inside] / 255.0 - truth[inside]).mean() for k, v in (("plain", plain), ("painted", masked))}
-    assert err["painted"] < 0.5 * err["plain"], err
+    err = {k: np.abs(v[inside] / 255.0 - truth[inside]).mean()
+           for k, v in (("plain", plain), ("painted", masked), ("exact", exact))}
+    # Painted on the stamp's edges: repainting all of it (inpaint) beats repainting what the net sees.
+    assert err["exact"] < 0.5 * err["plain"] and err["painted"] < 0.8 * err["plain"], err
     assert float(r.headers["x-stamp-coverage"]) >= inside.mean()
     assert np.array_equal(_decode(empty.content), plain)  # an empty painting is no mask
 

@@ -296,8 +296,9 @@ def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: 
                                                                        "left out: 1 for JPEG/WebP, 0 for lossless pictures")] = None,
         detect: Annotated[bool, Form(description="look for the stamp automatically")] = True,
         mask: Annotated[UploadFile | None, File(description="white where the stamp is (painted by hand), any size")] = None,
-        inpaint: Annotated[bool, Form(description="repaint the mask's pixels from their surroundings, "
-                                                  "then refine (best for small painted areas); false: the mask only guides")] = True,
+        inpaint: Annotated[bool, Form(description="repaint all of the mask's pixels from their surroundings, "
+                                                  "then refine (a mask that is exactly the stamp); false: only "
+                                                  "those the network sees stamped (a loosely painted mask)")] = False,
         stamp: Annotated[UploadFile | None, File(description="a shared stamp from /api/estimate (RGBA)")] = None,
         tta: Annotated[bool, Form(description="also run on the mirrored picture and average: twice the time, ~+0.1 dB")] = False,
     ):
