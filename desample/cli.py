@@ -257,6 +257,12 @@ def cmd_export(args) -> int:
     return 0 if diff < 1e-3 else 1
 
 
+def cmd_average(args) -> int:
+    from .train.average import main
+
+    return main(args)
+
+
 def cmd_log(args) -> int:
     from .train.log import curves, read_log, validation_table
 
@@ -348,6 +354,15 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--run-id", help="peers with the same run id train together (default desample)")
     sw.add_argument("--swarm-batch", type=int, help="samples over all peers per optimiser step (default 256)")
     t.set_defaults(func=cmd_train)
+    av = sub.add_parser("average", help="average weights that share an ancestor (a model soup), scored on "
+                        "training's validation set", formatter_class=fmt)
+    av.add_argument("weights", nargs="+", help="weights (.safetensors) of one architecture")
+    av.add_argument("-o", "--output", required=True, help="the mean's weights (fp16 safetensors + JSON; "
+                    "the shipped model's path also rewrites its ONNX twin)")
+    av.add_argument("--data", nargs="*", default=[], help="picture folders whose validation share scores it, as "
+                    "`desample train --data` (none: procedural pictures)")
+    av.add_argument("--val-fraction", type=float, default=0.1, help="as training's (default 0.1)")
+    av.set_defaults(func=cmd_average)
     b = sub.add_parser("bench", help="compare with bicubic, waifu2x, Real-CUGAN, Real-ESRGAN on stamped previews", formatter_class=fmt)
     b.add_argument("--images", help="picture folder (its validation split); default: procedural pictures")
     b.add_argument("--all", action="store_true", help="use every picture of --images, not only the validation split")

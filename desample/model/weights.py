@@ -67,3 +67,21 @@ def load_weights(path: str | os.PathLike | None = None, dtype: torch.dtype = tor
                          f"{len(unexpected)} unexpected, {len(wrong)} of another shape, e.g. {(missing + unexpected + wrong)[0]})")
     model.load_state_dict({k: v.to(dtype) for k, v in state.items()})
     return model.to(dtype).eval()
+
+
+def average_weights(paths: list[str | os.PathLike]) -> DesampleNet:
+    """The mean of several weights of one architecture, parameter by parameter (a "model soup").
+
+    Weights that share an ancestor (runs resumed from one checkpoint, or one run's checkpoints) lie
+    in one basin: their mean often scores above each of them, with no training.
+    """
+    if not paths:
+        raise ValueError("nothing to average")
+    models = [load_weights(p) for p in paths]
+    for p, m in zip(paths[1:], models[1:], strict=True):
+        if m.config != models[0].config:
+            raise ValueError(f"{p}: another architecture than {paths[0]} ({m.config} vs {models[0].config})")
+    states = [m.state_dict() for m in models]
+    mean = {k: sum(st[k].float() for st in states) / len(states) for k in states[0]}
+    models[0].load_state_dict(mean)
+    return models[0]

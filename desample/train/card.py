@@ -29,7 +29,11 @@ def validation_table(meta: dict) -> str:
                      f"| {v['delta_e'] - v['bicubic_delta_e']:+.3f} |")
     lines.append(f"| mask IoU (threshold 0.5) | {v['mask_iou']:.3f} | - | - |")
     hours = meta.get("train_seconds", 0) / 3600
-    lines += ["", f"Step {meta['step']} of this run, {meta['samples']:,} training crops in all, {hours:.2f} h of training time; "
+    what = f"Step {meta['step']} of this run"
+    if meta.get("averaged_from"):  # `desample average`: the training record is its newest input's
+        parts = ", ".join(f"step {a['step']} (PSNR {a['val_psnr']:.2f})" for a in meta["averaged_from"])
+        what = f"The mean of the weights of {parts} (`desample average`); the newest is step {meta['step']}"
+    lines += ["", f"{what}, {meta['samples']:,} training crops in all, {hours:.2f} h of training time; "
               f"{meta.get('val_previews', '?')} validation previews from {meta.get('val_pictures', '?')} held-out pictures."]
     return "\n".join(lines)
 

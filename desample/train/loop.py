@@ -184,18 +184,23 @@ def _pictures(cfg: TrainConfig, d: Dist) -> tuple[PictureSource, list[Image.Imag
     procedural = [anime_picture(640, 640, seed=10_000 + i) for i in range(d.rank, cfg.procedural, d.world)]
     source = PictureSource(reader, train_ids, seed=cfg.seed * 1000 + d.rank, extra=procedural, workers=cfg.workers,
                            in_memory=cfg.in_memory)
-    val_pictures: list[Image.Image] = []
-    if d.main:
-        if index:
-            val_ids = shard_ids(index, 0, 1, "val", limit=cfg.val_max)
-            val_pictures = load_pictures([reader(int(i))[0] for i in val_ids])
-        val_pictures = val_pictures or [anime_picture(466, 660, seed=90_000 + i) for i in range(6)]
+    val_pictures = validation_pictures(index, cfg) if d.main else []
     count = len(train_ids) + len(procedural)
     print(f"rank {d.rank}/{d.world}: {count} training pictures ({len(procedural)} procedural)"
           + (f", {len(val_pictures)} validation pictures from {cfg.data}" if d.main else ""))
     if source.bad:
         print(f"rank {d.rank}: skipped {source.bad} unreadable picture(s), e.g. {source.bad_files[0]}")
     return source, val_pictures
+
+
+def validation_pictures(index, cfg: TrainConfig) -> list[Image.Image]:
+    """The held-out pictures validation scores on: the index's "val" share, or procedural ones without data."""
+    if index:
+        reader = IndexReader(index)
+        pictures = load_pictures([reader(int(i))[0] for i in shard_ids(index, 0, 1, "val", limit=cfg.val_max)])
+        if pictures:
+            return pictures
+    return [anime_picture(466, 660, seed=90_000 + i) for i in range(6)]
 
 
 def train(cfg: TrainConfig) -> None:
