@@ -209,16 +209,24 @@ def restore(
         if stamp is None:
             from .stamps.estimate import harmonic_fill
 
-            # One blind pass: where the network sees the stamp by itself, and its matte.
-            found_blind, matte = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-            has_matte = getattr(engine, "has_matte", False)  # an old 3-output ONNX file has none
-            _pass(engine, rgb, None, tile, None, None, found_blind, matte_out=matte if has_matte else None)
+            # One blind pass (not needed to repaint all of the mask with detection off): where the
+            # network sees the stamp by itself, and its matte.
+            found_blind = matte = None
+            if detect or not inpaint:
+                found_blind, matte = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+                has_matte = getattr(engine, "has_matte", False)  # an old 3-output ONNX file has none
+                _pass(engine, rgb, None, tile, None, None, found_blind, matte_out=matte if has_matte else None)
+                if not has_matte:
+                    matte = None
             # The mask's pixels, or only those the network sees stamped, are repainted from their
             # surroundings, then the network refines: as a guide alone the mask changes little.
             # Where the network's matte says the picture shows through, it is only partly repainted.
-            seen = np.clip((matte - FILL_FROM_MATTE) / (FILL_FULL_MATTE - FILL_FROM_MATTE), 0, 1) if has_matte else found_blind
             if inpaint:
-                seen = np.ones_like(seen)
+                seen = np.ones((h, w), np.float32)
+            elif matte is not None:
+                seen = np.clip((matte - FILL_FROM_MATTE) / (FILL_FULL_MATTE - FILL_FROM_MATTE), 0, 1)
+            else:
+                seen = found_blind
             seen = np.where(mask > 0.5, seen, 0)[..., None]
             rgb = as_float(rgb)
             rgb = rgb + seen * (harmonic_fill(rgb, seen[..., 0] > 0) - rgb)
