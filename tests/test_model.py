@@ -7,7 +7,7 @@ from desample import core
 from desample.core import restore
 from desample.engine.tiling import run_tiled
 from desample.model.net import DesampleNet, NetConfig
-from desample.model.weights import clean_state_dict, load_weights, save_weights
+from desample.model.weights import clean_state_dict, grow, load_weights, save_weights
 
 from .conftest import TINY, randomised
 
@@ -54,6 +54,24 @@ def test_save_load_round_trip(tmp_path):
         # fp16 storage: outputs agree to fp16 precision.
         torch.testing.assert_close(loaded(x).sr, model(x).sr, atol=2e-3, rtol=1e-2)
     assert (tmp_path / "m.json").exists()
+
+
+def test_grow_adds_blocks_that_start_as_the_identity():
+    model = randomised(DesampleNet(TINY)).eval()
+    bigger = grow(model, {"sr_blocks": TINY.sr_blocks + 2, "blocks": (TINY.blocks[0] + 1, *TINY.blocks[1:])})
+    assert bigger.config.sr_blocks == TINY.sr_blocks + 2 and not bigger.training
+    assert sum(p.numel() for p in bigger.parameters()) > sum(p.numel() for p in model.parameters())
+    x, g = torch.rand(1, 3, 16, 24), torch.rand(1, 2, 16, 24)
+    with torch.no_grad():
+        a, b = model(x, g), bigger(x, g)
+    torch.testing.assert_close(b.sr, a.sr)
+    torch.testing.assert_close(b.mask_logits, a.mask_logits)
+    # The new blocks can learn: their first conv is random, so the zeroed last conv gets gradients.
+    bigger.train()
+    bigger(x, g).sr.square().mean().backward()
+    assert bigger.sr_body[-1].conv2.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="cannot grow"):
+        grow(model, {"widths": tuple(w * 2 for w in TINY.widths)})
 
 
 def test_clean_state_dict_strips_wrappers():

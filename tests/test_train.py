@@ -41,6 +41,17 @@ def test_train_validates_exports_and_resumes(tmp_path):
     assert (tmp_path / "curves.png").stat().st_size > 1000
 
 
+def test_a_run_from_weights_can_grow_them(tmp_path):
+    train(_config(tmp_path, 3))
+    cfg = _config(tmp_path, 6).updated({"init": str(tmp_path / "w" / "best.safetensors"), "out": str(tmp_path / "grown"),
+                                        "export": str(tmp_path / "g" / "best.safetensors"), "net": {"sr_blocks": 2}})
+    train(cfg)
+    ckpt = torch.load(tmp_path / "grown" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 6  # carried on from the init's 3 steps
+    assert "sr_body.1.conv2.weight" in ckpt["model"]
+    assert list(ckpt["net_config"]["widths"]) == [8, 8, 12, 16] and ckpt["net_config"]["sr_blocks"] == 2
+
+
 def test_config_file_and_unknown_options(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('steps = 7\nlr = 0.001\ndata = ["x"]\n')

@@ -12,7 +12,7 @@ from pathlib import Path
 import torch
 
 from ..engine.runtime import DEFAULT_SAFETENSORS as DEFAULT_WEIGHTS
-from .net import DesampleNet, NetConfig
+from .net import DesampleNet, NetConfig, ResBlock
 
 
 def clean_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -85,3 +85,30 @@ def average_weights(paths: list[str | os.PathLike]) -> DesampleNet:
     mean = {k: sum(st[k].float() for st in states) / len(states) for k in states[0]}
     models[0].load_state_dict(mean)
     return models[0]
+
+
+def grow(model: DesampleNet, overrides: dict) -> DesampleNet:
+    """The same function in a bigger net: `model` with more residual blocks (e.g. {"sr_blocks": 2}).
+
+    Every weight of `model` keeps its place; each new residual block starts as the identity (its
+    last conv zeroed), so training goes on from what the model already does with room to do more.
+    Only added blocks can be grown this way: other changes (widths, guide channels) are refused.
+    """
+    bigger = DesampleNet(NetConfig.from_dict({**model.config.to_dict(), **overrides}))
+    old, new = model.state_dict(), bigger.state_dict()
+    reshaped = sorted(k for k in old if k not in new or old[k].shape != new[k].shape)
+    if reshaped:
+        raise ValueError(f"cannot grow {model.config} into {bigger.config}: {reshaped[0]} has no place in it")
+    added = sorted(set(new) - set(old))
+    blocks = {k.rsplit(".", 2)[0] for k in added}  # e.g. "sr_body.1"
+    for block in blocks:
+        if not isinstance(bigger.get_submodule(block), ResBlock):
+            raise ValueError(f"cannot grow {model.config} into {bigger.config}: {block} is not a residual block")
+    with torch.no_grad():
+        for block in blocks:
+            conv2 = bigger.get_submodule(block).conv2
+            conv2.weight.zero_()
+            conv2.bias.zero_()
+    missing, _ = bigger.load_state_dict(old, strict=False)
+    assert sorted(missing) == added, "every weight but the new blocks' comes from the model"
+    return bigger.train(model.training)

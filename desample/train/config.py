@@ -67,7 +67,9 @@ class TrainConfig:
     matchmaking_time: float = 3.0  # seconds to gather peers for averaging (raise over the internet)
     averaging_timeout: float = 30.0
     seed: int = 0
-    net: dict = field(default_factory=dict)  # NetConfig fields for a new model (e.g. {"widths": [16, 16, 24, 32]})
+    # NetConfig fields for a new model (e.g. {"widths": [16, 16, 24, 32]}); with init, blocks to add to
+    # it (e.g. {"sr_blocks": 2}: model.weights.grow)
+    net: dict = field(default_factory=dict)
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> TrainConfig:

@@ -34,7 +34,7 @@ from ..data.procedural import anime_picture
 from ..data.stream import PictureSource, decode_picture
 from ..engine.onnx_export import export_beside
 from ..model.net import DesampleNet, NetConfig, count_parameters
-from ..model.weights import clean_state_dict, load_weights, save_weights
+from ..model.weights import clean_state_dict, grow, load_weights, save_weights
 from ..stamps.fonts import has_cjk_font
 from ..stamps.synthesis import SYNTHESIS_VERSION
 from .config import TrainConfig
@@ -153,6 +153,9 @@ def _starting_state(cfg: TrainConfig, out: Path) -> dict:
     if cfg.init:
         model = load_weights(cfg.init)
         print(f"starting from weights {cfg.init}")
+        if cfg.net and NetConfig.from_dict({**model.config.to_dict(), **cfg.net}) != model.config:
+            model = grow(model, cfg.net)  # same function, more blocks: see model.weights.grow
+            print(f"grown to {cfg.net}: {count_parameters(model) / 1e6:.2f} M parameters")
         meta_path = Path(cfg.init).with_suffix(".json")
         if meta_path.exists():  # carry the shipped weights' history on
             meta = json.loads(meta_path.read_text())
