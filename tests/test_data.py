@@ -95,3 +95,18 @@ def test_crop_sampler_dihedral_turns_pictures():
 
     assert shapes(False) == {False}  # only mirrored: every preview wide
     assert shapes(True) == {False, True}  # some turned a quarter
+
+
+def test_crop_sampler_unstamped_previews_and_crops_on_the_stamp():
+    pics = [anime_picture(400, 300, seed=s) for s in range(3)]
+    plain = CropSampler(pics, np.random.default_rng(1), pool_size=8, unstamped=1.0)
+    assert {pv.kind for pv in plain.pool} == {"none"}
+    b = plain.batch(4, 48)
+    assert b["mask"].max() == 0 and b["alpha"].max() == 0
+
+    def share_on_stamp(stamp_crops):
+        sampler = CropSampler(pics, np.random.default_rng(2), pool_size=8, stamp_crops=stamp_crops)
+        return float((sampler.batch(200, 32)["mask"].max(axis=(1, 2, 3)) > 0).mean())
+
+    assert share_on_stamp(1.0) == 1.0  # every crop holds stamped pixels
+    assert share_on_stamp(0.0) < share_on_stamp(1.0)

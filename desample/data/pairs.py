@@ -109,13 +109,17 @@ class CropSampler:
     """
 
     def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
-                 pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False):
+                 pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False, stamp_crops: float = 0.75,
+                 unstamped: float = 0.0):
         """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`).
 
         dihedral: each picture in any of its 8 flips and quarter turns (else mirrored or not).
+        stamp_crops: share of crops placed on the stamp (the rest anywhere); unstamped: share of
+        previews with no stamp at all. Both set the prior the detector learns: a small stamp lies
+        in few random crops, and whole pictures are mostly unstamped.
         """
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
-        self.dihedral = dihedral
+        self.dihedral, self.stamp_crops, self.unstamped = dihedral, stamp_crops, unstamped
         self.pool = [self._new_preview() for _ in range(pool_size)]
 
     def _next_picture(self) -> Image.Image:
@@ -134,6 +138,10 @@ class CropSampler:
                 hr = hr.transpose(Image.TRANSPOSE)
             if self.rng.random() < 0.5:
                 hr = hr.transpose(Image.ROTATE_180)
+        if self.rng.random() < self.unstamped:
+            h, w = hr.size[1] // self.scale, hr.size[0] // self.scale
+            none = Stamp(np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), "none")
+            return make_preview(hr, self.rng, self.scale, stamp=none)
         return make_preview(hr, self.rng, self.scale)
 
     def refresh(self, n: int) -> None:
@@ -149,7 +157,7 @@ class CropSampler:
             h, w = pv.mask.shape
             p = min(patch, h, w)
             ys, xs = np.nonzero(pv.mask)
-            if len(ys) and self.rng.random() < 0.75:  # most crops on the stamp, where the work is
+            if len(ys) and self.rng.random() < self.stamp_crops:  # on the stamp, where the work is
                 i = int(self.rng.integers(len(ys)))
                 y = int(np.clip(ys[i] - self.rng.integers(0, p), 0, h - p))
                 x = int(np.clip(xs[i] - self.rng.integers(0, p), 0, w - p))

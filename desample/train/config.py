@@ -46,6 +46,8 @@ class TrainConfig:
     # Pictures in all 8 flips/quarter turns, not only mirrored: more variety for the enlargement,
     # which sees the same few hundred pictures for hundreds of thousands of crops.
     dihedral: bool = False
+    stamp_crops: float = 0.75  # share of crops placed on the stamp (see data.pairs.CropSampler)
+    unstamped: float = 0.0  # share of previews with no stamp
     pool: int = 48  # previews kept in memory for cropping
     refresh: int = 3  # previews replaced per step
     val_every: int = 750

@@ -261,7 +261,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     sampler = CropSampler(source, rng, scale=model.config.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob,
-                          dihedral=cfg.dihedral)
+                          dihedral=cfg.dihedral, stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped)
     log = open(out / "log.jsonl", "a") if d.main else None
     board = None
     if d.main:
