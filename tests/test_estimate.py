@@ -296,3 +296,18 @@ def test_opinions_of_pictures_where_the_stamp_is_invisible_count_less():
     assert weighted < 0.7 * plain
     with pytest.raises(ValueError, match="only with hints"):
         estimate_stamp(pictures, cleans=clean)
+
+
+def test_bench_shared_reports_each_set(tmp_path):
+    from desample.bench.shared import run_shared, shared_pictures
+    from desample.model.net import DesampleNet
+
+    from .conftest import TINY, randomised
+
+    engine = randomised(DesampleNet(TINY)).eval()
+    r = run_shared(engine, shared_pictures(None, 4), k=2, n_sets=2, out=tmp_path, log=lambda _: None)
+    rows = r["per_set_psnr_in"]
+    assert [row["kind"] for row in rows] == ["word", "word"]  # the classic SAMPLE, then a random Latin word
+    for name, s in r["summary"].items():  # sets of equal size: the mean over sets is the mean over pictures
+        assert np.mean([row[name] for row in rows]) == pytest.approx(s["psnr_in"], abs=1e-6)
+    assert "set by set" in (tmp_path / "shared.md").read_text()
