@@ -123,19 +123,30 @@ def _known_stamp(args, pairs, load_image, engine):
         return load_stamp(args.stamp), {}
     if not args.shared:
         return None, {}
-    from .core import estimate_shared
+    from .core import MISFIT_LIMIT, estimate_shared, stamp_explains
 
     if len(pairs) < 2:
         raise ValueError("--shared needs at least 2 pictures that share one stamp")
     pictures = [load_image(src)[0] for src, _ in pairs]
     est = estimate_shared(pictures, engine, args.tile)
+    if not stamp_explains(est):
+        # Measured: such estimates from few pictures (faint stamps) lose to blind removal, by up to 3 dB.
+        print(f"warning: the stamp estimated from these {len(pictures)} pictures does not explain them "
+              f"(misfit {est.misfit:.2f} > {MISFIT_LIMIT}): removing it blind instead; to use it anyway, "
+              "write it with `desample estimate` and give it with --stamp", file=sys.stderr)
+        return None, {}
     if not args.quiet:
         print(f"estimated the shared stamp from {len(pictures)} pictures: {est.matte.shape[1]}x{est.matte.shape[0]}, "
-              f"{100 * (est.matte > 0.02).mean():.0f}% of its box covered")
+              f"{100 * (est.matte > 0.02).mean():.0f}% of its box covered" + _misfit_words(est))
     return est, {src: off for (src, _), off in zip(pairs, est.offsets, strict=True)}
 
 
+def _misfit_words(est) -> str:
+    return "" if est.misfit is None else f", misfit {est.misfit:.2f} (under 1: it explains the pictures)"
+
+
 def cmd_estimate(args) -> int:
+    from .core import stamp_explains
     from .imageio import load_image
     from .stamps.estimate import estimate_stamp, save_stamp
 
@@ -152,7 +163,11 @@ def cmd_estimate(args) -> int:
 
         est = estimate_shared(pictures, load_engine(args.model, threads=args.threads), smooth=args.smooth)
     save_stamp(args.output, est)
-    print(f"wrote {args.output}: stamp {est.matte.shape[1]}x{est.matte.shape[0]}, matte max {est.matte.max():.2f}")
+    print(f"wrote {args.output}: stamp {est.matte.shape[1]}x{est.matte.shape[0]}, matte max {est.matte.max():.2f}"
+          + _misfit_words(est))
+    if not stamp_explains(est):
+        print("warning: it explains these pictures worse than the network's own removal does; `clean --shared` "
+              "would remove blind, and `clean --stamp` with it may do worse than blind removal", file=sys.stderr)
     for (src, _), (oy, ox) in zip(pairs, est.offsets, strict=True):
         print(f"  {src}: stamp at x={ox}, y={oy}")
     return 0

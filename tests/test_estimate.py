@@ -311,3 +311,44 @@ def test_bench_shared_reports_each_set(tmp_path):
     for name, s in r["summary"].items():  # sets of equal size: the mean over sets is the mean over pictures
         assert np.mean([row[name] for row in rows]) == pytest.approx(s["psnr_in"], abs=1e-6)
     assert "set by set" in (tmp_path / "shared.md").read_text()
+
+
+def test_misfit_tells_a_stamp_that_explains_the_pictures_from_one_that_does_not():
+    from desample.core import _misfit, stamp_explains
+    from desample.stamps.estimate import StampEstimate
+
+    stamp = classic_sample_stamp(H, W)
+    cleans = [np.asarray(anime_picture(W, H, seed=80 + i), np.float32) / 255.0 for i in range(4)]
+    pictures = [apply_stamp(c, stamp) for c in cleans]
+    # The network's removal, imperfect: a third of the stamp is left.
+    removed = [c + 0.33 * (p - c) for c, p in zip(cleans, pictures, strict=True)]
+    right = StampEstimate(stamp.alpha, stamp.color, offsets=[(0, 0)] * 4)
+    assert _misfit(right, pictures, removed) < 0.5
+    # A matte over the pictures' content instead (a blob where the stamp is not), of the stamp's colour.
+    blob = np.zeros_like(stamp.alpha)
+    blob[20:120, 20:200] = 0.3
+    blob[stamp.mask] = 0
+    wrong = StampEstimate(blob, stamp.color, offsets=[(0, 0)] * 4)
+    assert _misfit(wrong, pictures, removed) > 1.0
+    wrong.misfit, right.misfit = 1.5, 0.3
+    assert stamp_explains(right) and not stamp_explains(wrong)
+    wrong.offsets = [(0, 0)] * 8  # from 8 pictures the estimate is trusted: the misfit also flags stamps the network misses
+    assert stamp_explains(wrong)
+    assert stamp_explains(StampEstimate(blob, stamp.color))  # not measured (a stamp file): trusted
+
+
+def test_cli_shared_falls_back_to_blind_when_the_stamp_does_not_explain_the_pictures(tmp_path, capsys, monkeypatch):
+    import desample.core
+
+    stamp = classic_sample_stamp(H, W)
+    src = tmp_path / "set"
+    src.mkdir()
+    for i, pic in enumerate(_set(2, stamp, seed=90)):
+        Image.fromarray((pic * 255 + 0.5).astype(np.uint8)).save(src / f"p{i}.png")
+    assert main(["estimate", str(src), "-o", str(tmp_path / "stamp.png")]) == 0
+    assert "misfit" in capsys.readouterr().out  # measured and reported
+    monkeypatch.setattr(desample.core, "MISFIT_LIMIT", -1.0)  # no estimate explains anything now
+    assert main(["clean", str(src), "-o", str(tmp_path / "out"), "--shared", "--threads", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "does not explain them" in err and "removing it blind" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0.png", "p1.png"]

@@ -5,9 +5,10 @@
 
 Each set: K pictures cut to one preview size, one stamp (the classic glowing SAMPLE for the first
 set, then random large words, Latin and Japanese), each stamped and JPEG'd as a preview is.
-Methods, all at 2x: blind removal; the stamp estimated from the set (`desample clean --shared`),
-used as an exact inverse blend + painting of the opaque part (`shared`) or as the model's guide
-channel only (`shared_guide`); the true stamp (`true_stamp`, the bound); bicubic.
+Methods, all at 2x: blind removal; the stamp estimated from the set, used as `desample clean
+--shared` does (an exact inverse blend + painting of the opaque part, or blind removal when the
+estimate does not explain the set: core.MISFIT_LIMIT), always used that way, or as the model's
+guide channel only; the true stamp (the bound); bicubic.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core import bicubic, estimate_shared, restore
+from ..core import bicubic, estimate_shared, restore, stamp_explains
 from ..data.pairs import Preview, flatten_alpha, make_preview
 from ..data.procedural import anime_picture
 from ..metrics import picture_metrics
@@ -63,9 +64,13 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
             matte, color = est.placed(p.stamped.shape[:2], offset)
             matte_errors.append({"whole": float(np.abs(matte - p.alpha).mean()),
                                  "in_stamp": float(np.abs(matte - p.alpha)[p.mask].mean())})
+            blind = restore(p.stamped, engine).rgb
+            unblended = restore(p.stamped, engine, stamp=(matte, color)).rgb
             outputs = {
-                "desample (blind)": restore(p.stamped, engine).rgb,
-                "desample --shared": restore(p.stamped, engine, stamp=(matte, color)).rgb,
+                "desample (blind)": blind,
+                # as `desample clean --shared` does: blind removal when the estimate does not explain the set
+                "desample --shared": unblended if stamp_explains(est) else blind,
+                "estimated stamp, always used": unblended,
                 "shared, guide channel only": restore(p.stamped, engine, mask=matte, detect=False).rgb,
                 "true stamp (bound)": restore(p.stamped, engine, stamp=(p.alpha, np.ascontiguousarray(p.color))).rgb,
                 "bicubic": bicubic(p.stamped, 2),
@@ -74,7 +79,7 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
                 rows.setdefault(name, []).append(picture_metrics(rgb, p.hr, p.mask, 2))
         # Which sets gain and which lose: a mean over sets hides a set where the estimate fails.
         set_error = float(np.mean([e["in_stamp"] for e in matte_errors[-len(previews):]]))
-        per_set.append({"kind": previews[0].kind, "matte_mae_in_stamp": set_error,
+        per_set.append({"kind": previews[0].kind, "matte_mae_in_stamp": set_error, "misfit": est.misfit,
                         **{name: float(np.mean([r["psnr_in"] for r in rs[first.get(name, 0):]])) for name, rs in rows.items()}})
     summary = {name: {m: float(np.mean([r[m] for r in rs])) for m in ("psnr", "psnr_in", "psnr_out", "ssim")} for name, rs in rows.items()}
     results = {"k": k, "sets": n_sets, "pictures": k * n_sets, "summary": summary,
@@ -99,9 +104,11 @@ def shared_markdown(r: dict) -> str:
     if r.get("per_set_psnr_in"):
         names = list(r["summary"])
         lines += ["", "PSNR in the stamp, set by set:", "",
-                  "| set | stamp | matte error in stamp | " + " | ".join(names) + " |", "|---" * (3 + len(names)) + "|"]
+                  "| set | stamp | matte error in stamp | misfit | " + " | ".join(names) + " |", "|---" * (4 + len(names)) + "|"]
         for i, row in enumerate(r["per_set_psnr_in"]):
-            lines.append(f"| {i} | {row['kind']} | {row['matte_mae_in_stamp']:.3f} | " + " | ".join(f"{row[n]:.2f}" for n in names) + " |")
+            misfit = "-" if row.get("misfit") is None else f"{row['misfit']:.2f}"
+            lines.append(f"| {i} | {row['kind']} | {row['matte_mae_in_stamp']:.3f} | {misfit} | "
+                         + " | ".join(f"{row[n]:.2f}" for n in names) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -42,6 +42,9 @@ class StampEstimate:
     matte: np.ndarray  # (h, w) in [0, 1]
     color: np.ndarray  # (h, w, 3) in [0, 1]
     offsets: list[tuple[int, int]] = field(default_factory=list)  # (y, x) of the stamp's top-left in each picture
+    # How badly the stamp explains the pictures it came from, against the network's own removal
+    # (core.estimate_shared; None when not measured): under 1 it explains them, above it does not.
+    misfit: float | None = None
 
     def placed(self, shape: tuple[int, int], offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(matte (H, W), colour (H, W, 3)) of a picture of `shape` with the stamp at `offset` (may hang over)."""
@@ -81,7 +84,8 @@ def confirmed_by(est: StampEstimate, found: list[np.ndarray]) -> StampEstimate:
     kept = np.where(near, est.matte, 0).astype(np.float32)
     if kept.sum() < UNKNOWN_KIND * est.matte.sum():
         return est
-    return StampEstimate(matte=kept, color=np.where(near[..., None], est.color, 0).astype(np.float32), offsets=list(est.offsets))
+    return StampEstimate(matte=kept, color=np.where(near[..., None], est.color, 0).astype(np.float32), offsets=list(est.offsets),
+                         misfit=est.misfit)
 
 
 # -- files ------------------------------------------------------------------------------------------

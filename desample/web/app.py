@@ -220,7 +220,7 @@ class Cleaner:
         return png, info
 
     def estimate(self, files: list[tuple[bytes, str]]) -> tuple[bytes, dict]:
-        from ..core import estimate_shared
+        from ..core import estimate_shared, stamp_explains
         from ..stamps.estimate import save_stamp
 
         pictures = [self._load(data, name)[0] for data, name in files]
@@ -230,8 +230,10 @@ class Cleaner:
             raise HTTPException(422, f"no shared stamp found: {e}") from e
         buf = io.BytesIO()
         save_stamp(buf, est)
+        # explains: what `clean --shared` decides, use the stamp or remove blind (core.stamp_explains)
         return buf.getvalue(), {"width": est.matte.shape[1], "height": est.matte.shape[0],
-                                "coverage": round(float((est.matte > 0.05).mean()), 4)}
+                                "coverage": round(float((est.matte > 0.05).mean()), 4),
+                                "misfit": None if est.misfit is None else round(est.misfit, 3), "explains": stamp_explains(est)}
 
 
 def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: bool = False) -> FastAPI:
@@ -327,7 +329,8 @@ def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: 
         png, facts = await state["cleaner"].run(state["cleaner"].estimate, items)
         return Response(png, media_type="image/png", headers={
             "X-Stamp-Width": str(facts["width"]), "X-Stamp-Height": str(facts["height"]),
-            "X-Stamp-Coverage": str(facts["coverage"])})
+            "X-Stamp-Coverage": str(facts["coverage"]), "X-Stamp-Misfit": str(facts["misfit"]),
+            "X-Stamp-Explains": "true" if facts["explains"] else "false"})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

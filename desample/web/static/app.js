@@ -245,6 +245,12 @@ async function estimateStamp(list) {
   showMessage("");
   $("#stamp-preview").src = URL.createObjectURL(xhr.response);
   $("#stamp-figure").hidden = false;
+  // As `clean --shared`: a stamp estimated from few pictures that explains them worse than the network's own removal is not used.
+  if (xhr.getResponseHeader("X-Stamp-Explains") === "false") {
+    const misfit = Number(xhr.getResponseHeader("X-Stamp-Misfit"));
+    showMessage(`the estimated stamp does not explain these pictures (misfit ${misfit.toFixed(2)}): cleaning each picture on its own.`);
+    return null;
+  }
   return xhr.response;
 }
 
