@@ -28,6 +28,14 @@ def _set(k: int, stamp: Stamp, seed: int = 0) -> list[np.ndarray]:
     return [apply_stamp(np.asarray(anime_picture(W, H, seed=seed + i), np.float32) / 255.0, stamp) for i in range(k)]
 
 
+def _set_folder(folder, k: int, seed: int):
+    """k pictures sharing the classic SAMPLE stamp, as PNG files p0.png ... in folder."""
+    folder.mkdir()
+    for i, pic in enumerate(_set(k, classic_sample_stamp(H, W), seed=seed)):
+        Image.fromarray((pic * 255 + 0.5).astype(np.uint8)).save(folder / f"p{i}.png")
+    return folder
+
+
 def test_poisson_solve_inverts_forward_differences():
     u = np.zeros((40, 50))
     u[10:30, 12:40] = np.random.default_rng(0).random((20, 28))
@@ -185,11 +193,7 @@ def test_shared_estimate_with_a_model_file_that_has_no_matte_output():
 
 
 def test_cli_estimate_then_clean_with_the_stamp_and_shared(tmp_path, capsys):
-    stamp = classic_sample_stamp(H, W)
-    src = tmp_path / "set"
-    src.mkdir()
-    for i, pic in enumerate(_set(4, stamp, seed=60)):
-        Image.fromarray((pic * 255 + 0.5).astype(np.uint8)).save(src / f"p{i}.png")
+    src = _set_folder(tmp_path / "set", 4, seed=60)
     assert main(["estimate", str(src), "-o", str(tmp_path / "stamp.png")]) == 0
     rgba = np.asarray(Image.open(tmp_path / "stamp.png"), np.float32) / 255.0
     assert rgba.shape[2] == 4 and rgba[..., 3].max() > 0.4
@@ -340,11 +344,7 @@ def test_misfit_tells_a_stamp_that_explains_the_pictures_from_one_that_does_not(
 def test_cli_shared_falls_back_to_blind_when_the_stamp_does_not_explain_the_pictures(tmp_path, capsys, monkeypatch):
     import desample.core
 
-    stamp = classic_sample_stamp(H, W)
-    src = tmp_path / "set"
-    src.mkdir()
-    for i, pic in enumerate(_set(2, stamp, seed=90)):
-        Image.fromarray((pic * 255 + 0.5).astype(np.uint8)).save(src / f"p{i}.png")
+    src = _set_folder(tmp_path / "set", 2, seed=90)
     assert main(["estimate", str(src), "-o", str(tmp_path / "stamp.png")]) == 0
     assert "misfit" in capsys.readouterr().out  # measured and reported
     monkeypatch.setattr(desample.core, "MISFIT_LIMIT", -1.0)  # no estimate explains anything now
