@@ -28,12 +28,13 @@ BAND = 256  # rows per band where whole-picture temporaries would grow with the 
 FILL_FROM_MATTE, FILL_FULL_MATTE = 0.05, 0.5
 UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above, noise x1/(1-a) is too much
 # With fewer than SURE_FROM pictures, `--shared` falls back to blind removal when the estimated
-# stamp explains its pictures worse than MISFIT_LIMIT (StampEstimate.misfit). Measured, 16 sets of 4
-# held-out anime previews (two `desample bench --shared 4 --limit 8` draws): every set with a misfit
-# under 0.6 gained over blind removal inside the stamp (+0.1 to +4.2 dB), 7 of 9 over 1.3 lost (to
-# -2.9 dB: faint stamps whose estimate is a blob over content); the fallback: +0.40 and +0.20 dB on
-# average. With 8 pictures the estimates are better, and the misfit, measured against the network's
-# own removal, also flags stamps the network misses: 3 sets over 1.3 gained +3.0, +2.0 and -0.5.
+# stamp explains its pictures worse than MISFIT_LIMIT (StampEstimate.misfit). Measured, 8 sets of 4
+# held-out anime previews (`desample bench --shared 4 --limit 8`): the sets under 0.5 gained +1.0 to
+# +4.2 dB over blind removal inside the stamp; the two over 1 (faint stamps whose estimate is a blob
+# over content) would have lost 2.9 and gained 1.2: with the fallback +1.26 -> +1.46 dB on average,
+# and +0.20 on another draw of 8 sets. With 8 pictures the estimates are better and the misfit,
+# measured against the network's own removal, also flags stamps the network misses: the 3 sets over
+# 1 gained +3.0, +1.5 and -0.3 (`--shared 8 --limit 8`).
 MISFIT_LIMIT = 1.0
 SURE_FROM = 8
 
