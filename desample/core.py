@@ -324,7 +324,7 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
 def _misfit(est, pictures: list[np.ndarray], cleans: list[np.ndarray], visible: float = 0.05) -> float | None:
     """How badly est explains the pictures: each picture J against the stamp laid over the network's
     own removal C, |J - (a*W + (1-a)*C)|, relative to |J - C|, where the matte is visible; the median
-    over the pictures. A right stamp gives well under 1 (0.2-0.6 measured); a matte spread over the
+    over the pictures. A right stamp gives well under 1 (0.1-0.6 measured); a matte spread over the
     pictures' content, or the wrong colour, explains them worse than no stamp at all (above 1)."""
     ratios = []
     for picture, clean, offset in zip(pictures, cleans, est.offsets, strict=True):

@@ -105,7 +105,7 @@ def test_crop_sampler_unstamped_previews_and_crops_on_the_stamp():
     assert b["mask"].max() == 0 and b["alpha"].max() == 0
 
     def share_on_stamp(stamp_crops):
-        sampler = CropSampler(pics, np.random.default_rng(2), pool_size=8, stamp_crops=stamp_crops)
+        sampler = CropSampler(pics, np.random.default_rng(2), pool_size=8, stamp_crops=stamp_crops, unstamped=0.0)
         return float((sampler.batch(200, 32)["mask"].max(axis=(1, 2, 3)) > 0).mean())
 
     assert share_on_stamp(1.0) == 1.0  # every crop holds stamped pixels

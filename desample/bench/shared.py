@@ -58,7 +58,7 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
     matte_errors = []
     per_set = []
     for previews in sets:
-        first = {name: len(rs) for name, rs in rows.items()}
+        set_rows: dict[str, list[dict]] = {}
         est = estimate_shared([p.stamped for p in previews], engine)
         for p, offset in zip(previews, est.offsets, strict=True):
             matte, color = est.placed(p.stamped.shape[:2], offset)
@@ -76,11 +76,13 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
                 "bicubic": bicubic(p.stamped, 2),
             }
             for name, rgb in outputs.items():
-                rows.setdefault(name, []).append(picture_metrics(rgb, p.hr, p.mask, 2))
+                set_rows.setdefault(name, []).append(picture_metrics(rgb, p.hr, p.mask, 2))
         # Which sets gain and which lose: a mean over sets hides a set where the estimate fails.
         set_error = float(np.mean([e["in_stamp"] for e in matte_errors[-len(previews):]]))
         per_set.append({"kind": previews[0].kind, "matte_mae_in_stamp": set_error, "misfit": est.misfit,
-                        **{name: float(np.mean([r["psnr_in"] for r in rs[first.get(name, 0):]])) for name, rs in rows.items()}})
+                        **{name: float(np.mean([r["psnr_in"] for r in rs])) for name, rs in set_rows.items()}})
+        for name, rs in set_rows.items():
+            rows.setdefault(name, []).extend(rs)
     summary = {name: {m: float(np.mean([r[m] for r in rs])) for m in ("psnr", "psnr_in", "psnr_out", "ssim")} for name, rs in rows.items()}
     results = {"k": k, "sets": n_sets, "pictures": k * n_sets, "summary": summary,
                "matte_mae": {key: float(np.mean([e[key] for e in matte_errors])) for key in ("whole", "in_stamp")},

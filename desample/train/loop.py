@@ -196,6 +196,12 @@ def _pictures(cfg: TrainConfig, d: Dist) -> tuple[PictureSource, list[Image.Imag
     return source, val_pictures
 
 
+def crop_sampler(cfg: TrainConfig, source, rng: np.random.Generator, scale: int) -> CropSampler:
+    """Training crops as the config asks, for one process, a torchrun rank or a swarm peer alike."""
+    return CropSampler(source, rng, scale=scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob, dihedral=cfg.dihedral,
+                       stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped)
+
+
 def validation_pictures(index, cfg: TrainConfig) -> list[Image.Image]:
     """The held-out pictures validation scores on: the index's "val" share, or procedural ones without data."""
     if index:
@@ -260,8 +266,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
               f"global batch {global_batch} ({d.world} x {cfg.accum} x {cfg.batch})")
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
-    sampler = CropSampler(source, rng, scale=model.config.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob,
-                          dihedral=cfg.dihedral, stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped)
+    sampler = crop_sampler(cfg, source, rng, model.config.scale)
     log = open(out / "log.jsonl", "a") if d.main else None
     board = None
     if d.main:

@@ -27,13 +27,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..data.pairs import CropSampler
 from ..engine.onnx_export import export_beside
 from ..model.net import DesampleNet, NetConfig, count_parameters
 from ..model.weights import clean_state_dict, save_weights
 from .config import TrainConfig
 from .distributed import Dist
-from .loop import _atomic_save, _pictures, _starting_state, losses, scheduled_lr
+from .loop import _atomic_save, _pictures, _starting_state, crop_sampler, losses, scheduled_lr
 from .validation import build_validation_set, evaluate
 
 
@@ -114,8 +113,7 @@ def train_swarm(cfg: TrainConfig) -> None:
     opt.load_state_from_peers()  # a late joiner takes the swarm's weights, optimiser and step
     print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; swarm step {opt.local_epoch}; "
           f"{cfg.swarm_batch} samples per step over all peers", flush=True)
-    sampler = CropSampler(source, np.random.default_rng(peer_seed), scale=model.config.scale, pool_size=cfg.pool,
-                          guide_prob=cfg.guide_prob, dihedral=cfg.dihedral)
+    sampler = crop_sampler(cfg, source, np.random.default_rng(peer_seed), model.config.scale)
     scale = model.config.scale
     log = open(out / "log.jsonl", "a")
 
