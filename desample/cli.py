@@ -352,11 +352,11 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data", nargs="+", help="picture folders (default: ../shared/data/anime when present)")
     t.add_argument("--out", help="checkpoint/log folder (resumes from its last.pt)")
     t.add_argument("--init", help="weights to start from when there is no checkpoint yet")
-    t.add_argument("--export", help="write the best EMA weights here (fp16 safetensors + JSON)")
+    t.add_argument("--export", help="write the best EMA (or SWA) weights here (fp16 safetensors + JSON)")
     for name, typ in (("steps", int), ("batch", int), ("patch", int), ("patch-late", int), ("late-after", int),
                       ("lr", float), ("decay-from", int), ("decay-to", int), ("lr-min", float),
                       ("procedural", int), ("val-every", int), ("ckpt-every", int), ("threads", int), ("seed", int),
-                      ("accum", int), ("workers", int)):
+                      ("accum", int), ("workers", int), ("swa-from", int), ("swa-every", int)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--reindex", action="store_true", default=None, help="list the picture folders again (cached index)")
     t.add_argument("--dihedral", action=argparse.BooleanOptionalAction, default=None,

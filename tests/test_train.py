@@ -134,3 +134,24 @@ def test_a_resumed_run_carries_on_down_the_decay(tmp_path):
     from desample.train.loop import scheduled_lr
 
     assert ckpt["opt"]["param_groups"][0]["lr"] == scheduled_lr(cfg, 5)  # the last step's rate, not the start's
+
+
+
+def test_weight_averaging_keeps_the_mean_of_snapshots_across_a_resume(tmp_path):
+    from desample.train.log import read_log
+
+    cfg = _config(tmp_path, 4).updated({"swa_from": 2, "swa_every": 2, "ckpt_every": 2, "val_every": 2})
+    train(cfg)  # snapshots at steps 2 and 4
+    ckpt4 = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt4["swa_n"] == 2
+    train(cfg.updated({"steps": 6}))  # resumes: the third snapshot, at step 6
+    ckpt6 = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt6["swa_n"] == 3
+    for k, v in ckpt6["swa"].items():  # the running mean of 3 = (2 * mean of 2 + raw weights at 6) / 3
+        assert torch.allclose(v, (2 * ckpt4["swa"][k] + ckpt6["model"][k]) / 3, atol=1e-6), k
+    assert any(not torch.equal(ckpt6["swa"][k], ckpt6["ema"][k]) for k in ckpt6["swa"])
+    _, val = read_log(tmp_path / "run")
+    assert [(r["step"], r.get("swa_n")) for r in val] == [(2, 1), (4, 2), (6, 3)]
+    assert all("psnr" in r["val_swa"] for r in val)
+    meta = json.loads((tmp_path / "w" / "best.json").read_text())
+    assert meta["weights"] == "ema" or meta["weights"].startswith("mean of")

@@ -120,6 +120,8 @@ def build_methods(engine, names: list[str] | None, threads: int) -> list[Method]
     methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, engine).rgb, "clean", "no stamp in the input"))
     methods.append(Method("desample_lossless@clean", lambda c: restore(c.clean_lr, engine, denoise=0.0).rgb, "clean",
                           "no stamp in the input, which was never JPEG-compressed: --denoise 0, as `desample clean` treats a PNG"))
+    methods.append(Method("desample_nodetect@clean", lambda c: restore(c.clean_lr, engine, denoise=0.0, detect=False).rgb,
+                          "clean", "no stamp in the input, lossless, and the user says so: --no-detect --denoise 0 (an upscaler)"))
     methods.append(Method("desample_tta@clean", lambda c: restore(c.clean_lr, engine, mirror=True).rgb, "clean",
                           "no stamp in the input; --tta"))
     methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, 2), "clean", "no stamp in the input"))

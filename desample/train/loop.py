@@ -246,6 +246,10 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
     ema = copy.deepcopy(model).eval() if d.main else None
     if ema is not None and start.get("ema"):
         ema.load_state_dict(clean_state_dict(start["ema"]))
+    swa, swa_n = None, 0  # rank 0's stochastic weight average (cfg.swa_from), once it has begun
+    if d.main and start.get("swa"):
+        swa, swa_n = copy.deepcopy(model).eval(), start["swa_n"]
+        swa.load_state_dict(clean_state_dict(start["swa"]))
     net = d.wrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     if start.get("opt"):
@@ -283,6 +287,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         _atomic_save(
             {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
              "samples": samples, "wall": wall, "best": best, "net_config": model.config.to_dict(),
+             "swa": swa.state_dict() if swa is not None else None, "swa_n": swa_n,
              "synthesis": SYNTHESIS_VERSION,
              "train_config": cfg.to_dict(), "world": d.world},
             out / "last.pt",
@@ -312,6 +317,12 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
                 pe.lerp_(pm, 1 - cfg.ema)
+            if cfg.swa_from and step >= cfg.swa_from and step % cfg.swa_every == 0:
+                if swa is None:
+                    swa = copy.deepcopy(model).eval()
+                swa_n += 1
+                for ps, pm in zip(swa.parameters(), model.parameters(), strict=True):
+                    ps.lerp_(pm, 1 / swa_n)  # the running mean of swa_n snapshots
         for k, v in parts.items():
             running[k] = running.get(k, v) * 0.98 + v * 0.02
         bar.update(1)
@@ -330,6 +341,10 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         if step % cfg.val_every == 0 or step == cfg.steps:
             metrics = evaluate(ema, val_set, scale)
             record = {"step": step, "samples": samples, "train_seconds": round(wall, 1), "val": metrics}
+            kept, kept_as = ema, "ema"
+            if swa is not None:
+                record.update(val_swa=evaluate(swa, val_set, scale), swa_n=swa_n)
+                tqdm.write(f"step {step}: mean of {swa_n} snapshots (SWA): PSNR {record['val_swa']['psnr']:.2f}")
             if board:
                 for k, v in metrics.items():
                     board.add_scalar(f"val/{k}", v, step)
@@ -341,14 +356,16 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
                 f"in-stamp {metrics['psnr_in']:.2f} (bicubic {metrics['bicubic_psnr_in']:.2f}) "
                 f"out {metrics['psnr_out']:.2f} (bicubic {metrics['bicubic_psnr_out']:.2f}) IoU {metrics['mask_iou']:.3f}"
             )
+            if swa is not None and record["val_swa"]["psnr"] > metrics["psnr"]:
+                metrics, kept, kept_as = record["val_swa"], swa, f"mean of {swa_n} snapshots from step {cfg.swa_from}"
             if metrics["psnr"] > best:
                 best = metrics["psnr"]
-                meta = {"step": step, "samples": samples, "train_seconds": round(wall, 1), "val": metrics,
+                meta = {"step": step, "samples": samples, "train_seconds": round(wall, 1), "val": metrics, "weights": kept_as,
                         "val_pictures": len(val_pictures), "val_previews": len(val_set), "synthesis": SYNTHESIS_VERSION,
                         "train_config": cfg.to_dict()}
-                save_weights(ema, out / "best.safetensors", meta)
+                save_weights(kept, out / "best.safetensors", meta)
                 if cfg.export:
-                    save_weights(ema, cfg.export, meta)
+                    save_weights(kept, cfg.export, meta)
                     export_beside(cfg.export)  # the ONNX twin the default engine runs
                 tqdm.write(f"  new best: wrote {out / 'best.safetensors'}" + (f" and {cfg.export}" if cfg.export else ""))
             checkpoint()

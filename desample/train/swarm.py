@@ -75,6 +75,9 @@ def train_swarm(cfg: TrainConfig) -> None:
     debug = bool(os.environ.get("DESAMPLE_SWARM_DEBUG"))  # hivemind's own account of matchmaking and averaging
     if not debug:
         logging.getLogger("hivemind").setLevel(logging.WARNING)  # its INFO lines come several per second
+    if cfg.swa_from:
+        print("warning: swa_from is ignored by a swarm peer (it keeps its EMA): averaging runs in `desample train` "
+              "without --swarm, or `desample average` over exported weights")
     out = Path(cfg.out).expanduser()
     out.mkdir(parents=True, exist_ok=True)
     peer_seed = int(np.random.SeedSequence().entropy % 2**31)  # peers must not all draw the same crops
