@@ -185,28 +185,32 @@ def test_busy_server_answers_503_with_retry_after(engine):
 
 
 def test_painted_mask_changes_the_result(engine):
-    """Painting over a logo the model half misses removes more of it; an empty painting changes nothing."""
+    """Painting over a logo the model half misses removes more of it; an empty painting changes nothing.
+
+    Per picture the gain varies with the weights (painted / plain error 0.3x-0.97x over six logos),
+    so the errors are summed over three pictures."""
     h, w = 120, 160
-    truth = np.asarray(anime_picture(w, h, seed=9), np.float32) / 255
-    stamp = make_stamp(h, w, np.random.default_rng(9), "logo", extra=False)
-    data = _png_bytes((apply_stamp(truth, stamp) * 255 + 0.5).astype(np.uint8))
-    painted = (stamp.alpha > 0.05).astype(np.uint8) * 255
+    err = {"plain": 0.0, "painted": 0.0, "exact": 0.0}
     with _client(engine) as client:
-        plain = _decode(client.post("/api/clean", files={"file": ("p.png", data, "image/png")}, data={"scale": "1"}).content)
-        r = client.post("/api/clean", files={"file": ("p.png", data, "image/png"),
-                                             "mask": ("mask.png", _png_bytes(painted), "image/png")}, data={"scale": "1"})
-        masked = _decode(r.content)
-        exact = _decode(client.post("/api/clean", files={"file": ("p.png", data, "image/png"),
-                                                         "mask": ("mask.png", _png_bytes(painted), "image/png")},
-                                    data={"scale": "1", "inpaint": "true"}).content)
+        for seed in (9, 11, 13):
+            truth = np.asarray(anime_picture(w, h, seed=seed), np.float32) / 255
+            stamp = make_stamp(h, w, np.random.default_rng(seed), "logo", extra=False)
+            data = _png_bytes((apply_stamp(truth, stamp) * 255 + 0.5).astype(np.uint8))
+            painted = (stamp.alpha > 0.05).astype(np.uint8) * 255
+            plain = _decode(client.post("/api/clean", files={"file": ("p.png", data, "image/png")}, data={"scale": "1"}).content)
+            r = client.post("/api/clean", files={"file": ("p.png", data, "image/png"),
+                                                 "mask": ("mask.png", _png_bytes(painted), "image/png")}, data={"scale": "1"})
+            exact = _decode(client.post("/api/clean", files={"file": ("p.png", data, "image/png"),
+                                                             "mask": ("mask.png", _png_bytes(painted), "image/png")},
+                                        data={"scale": "1", "inpaint": "true"}).content)
+            inside = painted > 0
+            for k, v in (("plain", plain), ("painted", _decode(r.content)), ("exact", exact)):
+                err[k] += np.abs(v[inside] / 255.0 - truth[inside]).mean()
+            assert float(r.headers["x-stamp-coverage"]) >= inside.mean()
         empty = client.post("/api/clean", files={"file": ("p.png", data, "image/png"),
                                                  "mask": ("mask.png", _png_bytes(painted * 0), "image/png")}, data={"scale": "1"})
-    inside = painted > 0
-    err = {k: np.abs(v[inside] / 255.0 - truth[inside]).mean()
-           for k, v in (("plain", plain), ("painted", masked), ("exact", exact))}
     # Painted on the stamp's edges: repainting all of it (inpaint) beats repainting what the net sees.
     assert err["exact"] < 0.5 * err["plain"] and err["painted"] < 0.8 * err["plain"], err
-    assert float(r.headers["x-stamp-coverage"]) >= inside.mean()
     assert np.array_equal(_decode(empty.content), plain)  # an empty painting is no mask
 
 
