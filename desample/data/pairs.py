@@ -110,7 +110,7 @@ class CropSampler:
 
     def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
                  pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False, stamp_crops: float = 0.5,
-                 unstamped: float = 0.1):
+                 unstamped: float = 0.3):
         """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`).
 
         dihedral: each picture in any of its 8 flips and quarter turns (else mirrored or not).
