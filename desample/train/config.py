@@ -55,7 +55,7 @@ class TrainConfig:
     dihedral: bool = False
     # Share of crops placed on the stamp, and of previews with no stamp (data.pairs.CropSampler): the
     # detector's prior. Up to run 16 0.75 and 0: it marked 3% of clean pictures as stamp (MODEL_CARD);
-    # runs 17-18 0.5 and 0.1; the shipped weights (run 19) 0.5 and 0.3: 2.8%.
+    # runs 17-18 0.5 and 0.1; the shipped weights (run 19) 0.5 and 0.3: 2.4%.
     stamp_crops: float = 0.5
     unstamped: float = 0.3
     pool: int = 48  # previews kept in memory for cropping
