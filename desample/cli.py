@@ -359,6 +359,8 @@ def build_parser() -> argparse.ArgumentParser:
                       ("accum", int), ("workers", int), ("swa-from", int), ("swa-every", int)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--reindex", action="store_true", default=None, help="list the picture folders again (cached index)")
+    t.add_argument("--precision", choices=("auto", "bf16", "fp32"),
+                   help="the trunk in bf16 (autocast, channels-last): auto = where the CPU has bf16 instructions (AMX, AVX512-BF16)")
     t.add_argument("--dihedral", action=argparse.BooleanOptionalAction, default=None,
                    help="pictures in all 8 flips and quarter turns, not only mirrored")
     sw = t.add_argument_group("volunteer swarm (pip install -e '.[swarm]')")

@@ -155,3 +155,57 @@ def test_weight_averaging_keeps_the_mean_of_snapshots_across_a_resume(tmp_path):
     assert all("psnr" in r["val_swa"] for r in val)
     meta = json.loads((tmp_path / "w" / "best.json").read_text())
     assert meta["weights"] == "ema" or meta["weights"].startswith("mean of")
+
+
+def test_bf16_is_chosen_by_the_cpu_flags():
+    from desample.train.precision import cpu_has_native_bf16, use_bf16
+
+    assert cpu_has_native_bf16("processor : 0\nflags : fpu sse avx2 avx512f amx_bf16 amx_tile\n")
+    assert cpu_has_native_bf16("flags\t\t: avx512f avx512_bf16\n")
+    assert not cpu_has_native_bf16("flags : fpu sse avx avx2 fma\n")
+    assert not cpu_has_native_bf16("")
+    assert use_bf16("bf16") and not use_bf16("fp32")
+    with pytest.raises(ValueError, match="precision"):
+        use_bf16("fp16")
+
+
+def test_a_bf16_step_follows_the_fp32_one():
+    """The trunk in bf16, the heads and blend in fp32: same loss and gradient direction as fp32."""
+    import copy
+
+    import numpy as np
+
+    from desample.data.pairs import CropSampler
+    from desample.data.procedural import anime_picture
+    from desample.model.net import DesampleNet, NetConfig
+    from desample.train.loop import losses
+    from desample.train.precision import autocast
+
+    torch.manual_seed(0)
+    model = DesampleNet(NetConfig(widths=(8, 8, 12, 16), blocks=(1, 1, 1, 1), sr_width=8))
+    for p in model.parameters():  # a trained-looking net: the zero-initialised heads would give zero gradients
+        p.data.add_(0.05 * torch.randn_like(p))
+    twin = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    sampler = CropSampler([anime_picture(160, 160, seed=i) for i in range(3)], np.random.default_rng(0), pool_size=3)
+    batch = {k: torch.from_numpy(v) for k, v in sampler.batch(4, 32).items()}
+    cfg = TrainConfig()
+    results = []
+    for net, bf16 in ((model, False), (twin, True)):
+        with autocast(bf16):
+            out = net(batch["x"].contiguous(memory_format=torch.channels_last) if bf16 else batch["x"], batch["guide"])
+        assert out.sr.dtype == out.lr.dtype == out.mask_logits.dtype == torch.float32
+        loss = losses(out, batch, cfg, 2)["loss"]
+        loss.backward()
+        results.append((loss.item(), torch.cat([p.grad.flatten() for p in net.parameters()])))
+    (l32, g32), (l16, g16) = results
+    assert abs(l16 - l32) < 0.01 * l32
+    assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) > 0.98
+
+
+def test_a_bf16_run_saves_plain_weights(tmp_path):
+    cfg = _config(tmp_path, 3).updated({"precision": "bf16", "swa_from": 1, "swa_every": 1})
+    train(cfg)
+    model = load_weights(tmp_path / "w" / "best.safetensors")  # fp16 safetensors need contiguous tensors
+    assert all(p.is_contiguous() for p in model.parameters())
+    ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["train_config"]["precision"] == "bf16"

@@ -167,6 +167,13 @@ class DesampleNet(nn.Module):
             skips.append(h)
         for j, (up, dec) in enumerate(zip(self.up, self.dec, strict=True)):
             h = dec(up(h) + skips[-2 - j])
+        feat = self.sr_body(self.sr_in(torch.cat([h, f0], dim=1)))
+        # Under bf16 autocast (training on a CPU with native bf16) only the trunk above is bf16: the
+        # heads, the inverse blend and the enlargement stay fp32 (a bf16 output is off by up to 1/256).
+        with torch.autocast(x.device.type, enabled=False):
+            return self._heads(x, h.float(), feat.float())
+
+    def _heads(self, x: torch.Tensor, h: torch.Tensor, feat: torch.Tensor) -> NetOutput:
         mask_logits = self.mask_head(h)
         r = self.removal_head(h)
         matte = torch.sigmoid(r[:, :1])
@@ -177,7 +184,6 @@ class DesampleNet(nn.Module):
         fill = x + r[:, 4:7]
         g = ((matte - cfg.opaque_from) / (cfg.opaque_to - cfg.opaque_from)).clamp(0, 1)
         lr = (1 - g) * see_through + g * fill + r[:, 7:10]  # (B, 3, H, W)
-        feat = self.sr_body(self.sr_in(torch.cat([h, f0], dim=1)))
         base = self.bicubic(lr)
         sr = base + self.sr_out(feat)  # (B, 3, sH, sW)
         return NetOutput(sr=sr, lr=lr, mask_logits=mask_logits, matte=matte, color=color)

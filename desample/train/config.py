@@ -63,6 +63,9 @@ class TrainConfig:
     val_every: int = 750
     ckpt_every: int = 250
     threads: int = 2  # per process (under torchrun: per rank)
+    # The trunk in bf16 (autocast) + channels-last: "auto" does it where the CPU computes bf16 natively
+    # (AMX or AVX512-BF16; see train.precision), "bf16" always, "fp32" never. Validation is fp32.
+    precision: str = "auto"
     accum: int = 1  # micro-batches per optimiser step (gradient accumulation; DDP syncs once per step)
     workers: int = 0  # DataLoader processes decoding pictures of a big (streamed) collection
     in_memory: int = 500  # a shard of at most this many pictures is decoded once and kept in memory (~3-9 MB each)

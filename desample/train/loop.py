@@ -39,6 +39,7 @@ from ..stamps.fonts import has_cjk_font
 from ..stamps.synthesis import SYNTHESIS_VERSION
 from .config import TrainConfig
 from .distributed import Dist, init_distributed, no_sync_unless
+from .precision import autocast, use_bf16
 from .validation import build_validation_set, evaluate
 
 
@@ -80,7 +81,7 @@ def scheduled_lr(cfg: TrainConfig, step: int) -> float:
 
 
 def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, micro_batches: list[dict[str, torch.Tensor]],
-               cfg: TrainConfig, scale: int) -> dict[str, float]:
+               cfg: TrainConfig, scale: int, bf16: bool = False) -> dict[str, float]:
     """One optimiser step over micro-batches (gradient accumulation); under DDP one all-reduce per step.
 
     The loss of each micro-batch is divided by their number, and DDP averages over ranks, so the
@@ -91,7 +92,9 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, micro_batches
     logged: dict[str, float] = {}
     for i, batch in enumerate(micro_batches):
         with no_sync_unless(i == n - 1, model):
-            parts = losses(model(batch["x"], batch["guide"]), batch, cfg, scale)
+            with autocast(bf16, batch["x"].device):
+                out = model(batch["x"], batch["guide"])
+            parts = losses(out, batch, cfg, scale)  # fp32: the net's outputs are
             (parts["loss"] / n).backward()
         for k, v in parts.items():
             logged[k] = logged.get(k, 0.0) + v.item() / n
@@ -250,6 +253,9 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
     if d.main and start.get("swa"):
         swa, swa_n = copy.deepcopy(model).eval(), start["swa_n"]
         swa.load_state_dict(clean_state_dict(start["swa"]))
+    bf16 = use_bf16(cfg.precision, d.device)
+    if bf16:  # channels-last is what makes oneDNN's bf16 convolutions fast; the weights stay fp32
+        model.to(memory_format=torch.channels_last)
     net = d.wrap(model)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     if start.get("opt"):
@@ -267,7 +273,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
     global_batch = cfg.batch * cfg.accum * d.world
     if d.main:
         print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; {d.world} process(es) x {threads} thread(s); "
-              f"global batch {global_batch} ({d.world} x {cfg.accum} x {cfg.batch})")
+              f"global batch {global_batch} ({d.world} x {cfg.accum} x {cfg.batch}); {'bf16 trunk' if bf16 else 'fp32'}")
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     sampler = crop_sampler(cfg, source, rng, model.config.scale)
@@ -299,12 +305,13 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         t0 = time.time()
         patch = cfg.patch_late if step >= cfg.late_after else cfg.patch
         sampler.refresh(cfg.refresh)
-        micro = [{k: torch.from_numpy(v).to(d.device) for k, v in sampler.batch(cfg.batch, patch).items()}
+        fmt = torch.channels_last if bf16 else torch.contiguous_format
+        micro = [{k: torch.from_numpy(v).to(d.device, memory_format=fmt) for k, v in sampler.batch(cfg.batch, patch).items()}
                  for _ in range(cfg.accum)]
         warm = (step - start_step + 1) / cfg.warmup if not resumed and step - start_step < cfg.warmup else 1.0
         for g in opt.param_groups:  # a resumed optimiser needs no warm-up
             g["lr"] = scheduled_lr(cfg, step) * warm
-        parts = train_step(net, opt, micro, cfg, scale)
+        parts = train_step(net, opt, micro, cfg, scale, bf16)
         step += 1
         samples += global_batch
         wall += time.time() - t0
