@@ -66,7 +66,10 @@ class Dist:
         from torch.nn.parallel import DistributedDataParallel
 
         ids = [self.device.index] if self.device.type == "cuda" else None
-        return DistributedDataParallel(model, device_ids=ids)
+        # No buffer broadcast before each forward: the net's only buffer is the fixed bicubic kernel, the
+        # same on every rank, and broadcasting it failed once channels-last (bf16 training) had made
+        # it overlap in memory ("some elements ... refer to a single memory location").
+        return DistributedDataParallel(model, device_ids=ids, broadcast_buffers=False)
 
 
 def init_distributed(timeout_minutes: float = 30) -> Dist:
