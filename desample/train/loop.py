@@ -277,6 +277,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
     sampler = crop_sampler(cfg, source, rng, model.config.scale)
+    fmt = torch.channels_last if bf16 else torch.contiguous_format  # of the batches, as of the model
     log = open(out / "log.jsonl", "a") if d.main else None
     board = None
     if d.main:
@@ -305,7 +306,6 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         t0 = time.time()
         patch = cfg.patch_late if step >= cfg.late_after else cfg.patch
         sampler.refresh(cfg.refresh)
-        fmt = torch.channels_last if bf16 else torch.contiguous_format
         micro = [{k: torch.from_numpy(v).to(d.device, memory_format=fmt) for k, v in sampler.batch(cfg.batch, patch).items()}
                  for _ in range(cfg.accum)]
         warm = (step - start_step + 1) / cfg.warmup if not resumed and step - start_step < cfg.warmup else 1.0

@@ -75,6 +75,9 @@ def train_swarm(cfg: TrainConfig) -> None:
     debug = bool(os.environ.get("DESAMPLE_SWARM_DEBUG"))  # hivemind's own account of matchmaking and averaging
     if not debug:
         logging.getLogger("hivemind").setLevel(logging.WARNING)  # its INFO lines come several per second
+    if cfg.precision == "bf16":
+        print("warning: a swarm peer trains in fp32: --precision bf16 is for `desample train` (one process or torchrun)",
+              flush=True)
     if cfg.swa_from:
         print("warning: swa_from is ignored by a swarm peer (it keeps its EMA): averaging runs in `desample train` "
               "without --swarm, or `desample average` over exported weights")
