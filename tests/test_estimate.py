@@ -12,6 +12,7 @@ from desample.stamps.estimate import (
     StampEstimate,
     _fill_from,
     _mean_under,
+    _nan_lower_quantile,
     dilate,
     estimate_stamp,
     load_stamp,
@@ -46,6 +47,16 @@ def test_poisson_solve_inverts_forward_differences():
     gy[:-1] = u[1:] - u[:-1]
     gy[-1] = -u[-1]
     np.testing.assert_allclose(poisson_solve(gx, gy), u, atol=1e-8)
+
+
+@pytest.mark.parametrize("k", [2, 4, 5, 8])
+def test_lower_quantile_ignores_nans_like_numpy(k):
+    a = np.random.default_rng(k).normal(size=(k, 30, 40))
+    a[np.random.default_rng(k + 1).random(a.shape) < 0.3] = np.nan
+    a[:, 0, 0] = np.nan  # a pixel no picture covers
+    with pytest.warns(RuntimeWarning, match="All-NaN"):
+        expected = np.nanquantile(a, 0.25, axis=0, method="lower")
+    np.testing.assert_array_equal(_nan_lower_quantile(a, 0.25), expected)
 
 
 @pytest.mark.parametrize(("k", "whole", "inside"), [(4, 0.05, 0.12), (8, 0.03, 0.09)])

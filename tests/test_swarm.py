@@ -51,6 +51,9 @@ def _wait(cond, what: str, timeout: float = 600) -> None:  # liveness guards, no
         time.sleep(0.2)
 
 
+# Slow: three hivemind peers on two cores; a slow shared machine did not finish it within CI's time.
+# Run by hand: pytest -m slow tests/test_swarm.py
+@pytest.mark.slow
 def test_two_peers_train_together_and_end_with_equal_weights(tmp_path):
     first = _peer(tmp_path, "a")
     procs = [first]

@@ -212,6 +212,15 @@ def _stack(pictures: list[np.ndarray], offsets: list[tuple[int, int]]) -> tuple[
     return stack, (top, left)
 
 
+def _nan_lower_quantile(a: np.ndarray, q: float) -> np.ndarray:
+    """np.nanquantile(a, q, axis=0, method="lower"), vectorised: numpy's own falls back to a Python
+    call per pixel when NaNs are present (150k calls, 30 s of a 40 s estimate on 4 previews)."""
+    n = np.isfinite(a).sum(0)
+    ordered = np.sort(a, axis=0)  # NaNs sort last
+    index = np.floor(q * np.maximum(n - 1, 0)).astype(np.intp)
+    return np.where(n > 0, np.take_along_axis(ordered, index[None], 0)[0], np.nan)
+
+
 def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(median x-gradient, median y-gradient, agreement): agreement is how strongly nearly every
     picture has that same gradient (the lower quartile of their projections on the median), so
@@ -230,7 +239,7 @@ def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
         # "lower": an order statistic, not a blend of two. With 4 pictures that is the weakest one:
         # all 4 must agree (blending in the 2nd weakest let content shared by 3 of 4 pass: the matte
         # spilled over ~35% of the picture, error 0.063 -> 0.042 with this); with 8, the 2nd weakest.
-        agreement = np.nanquantile(along, 0.25, axis=0, method="lower")
+        agreement = _nan_lower_quantile(along, 0.25)
     few = count < 2  # one picture alone says nothing about what is shared
     bad = few[..., None] | ~np.isfinite(mx) | ~np.isfinite(my)
     agreement = np.where(few | ~np.isfinite(agreement), 0, np.maximum(agreement, 0))
