@@ -379,6 +379,7 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--data", nargs="*", default=[], help="picture folders whose validation share scores it, as "
                     "`desample train --data` (none: procedural pictures)")
     av.add_argument("--val-fraction", type=float, default=0.1, help="as training's (default 0.1)")
+    av.add_argument("--val-max", type=int, default=64, help="validation pictures at most, as training's (default 64)")
     av.set_defaults(func=cmd_average)
     b = sub.add_parser("bench", help="compare with bicubic, waifu2x, Real-CUGAN, Real-ESRGAN on stamped previews", formatter_class=fmt)
     b.add_argument("--images", help="picture folder (its validation split); default: procedural pictures")

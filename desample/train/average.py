@@ -52,7 +52,7 @@ def _meta(path: str) -> dict:
 
 
 def main(args) -> int:
-    meta = average_and_score(args.weights, args.output, args.data, args.val_fraction)
+    meta = average_and_score(args.weights, args.output, args.data, args.val_fraction, args.val_max)
     for src in meta["averaged_from"]:
         print(f"{src['weights']} (step {src['step']}): PSNR {src['val_psnr']:.4f}")
     v = meta["val"]

@@ -212,7 +212,7 @@ def validation_pictures(index, cfg: TrainConfig) -> list[Image.Image]:
         pictures = load_pictures([reader(int(i))[0] for i in shard_ids(index, 0, 1, "val", limit=cfg.val_max)])
         if pictures:
             return pictures
-    return [anime_picture(466, 660, seed=90_000 + i) for i in range(6)]
+    return [anime_picture(466, 660, seed=90_000 + i) for i in range(min(6, cfg.val_max))]
 
 
 def train(cfg: TrainConfig) -> None:
