@@ -196,7 +196,7 @@ def test_busy_server_message_then_retry(browser, tmp_path):
     from .test_web import _SlowEngine
 
     slow = _SlowEngine(load_engine(threads=2))
-    app = create_app(ServeSettings(workers=1, queue=0, retry_after=1), engine=slow)
+    app = create_app(ServeSettings(workers=1, queue=0, retry_after=2), engine=slow)
     path, _ = _stamped_file(tmp_path)
     with serving_in_thread(app) as url:
         holder = threading.Thread(target=lambda: httpx.post(
@@ -209,8 +209,17 @@ def test_busy_server_message_then_retry(browser, tmp_path):
         page.goto(url)
         page.set_input_files("#files", str(path))
         page.click("#run")
-        page.wait_for_function("document.querySelector('.card .state-text').textContent.includes('busy')", timeout=10_000)
-        assert "waiting 1 s" in page.locator(".card .state-text").inner_text()
+        # Watched inside the page: the page retries every 2 s, quicker than a round trip on a slow machine.
+        first, later = page.evaluate("""async () => {
+            const text = () => document.querySelector('.card .state-text').textContent;
+            const pause = (ms) => new Promise((r) => setTimeout(r, ms));
+            for (let i = 0; i < 1500 && !text().includes('busy'); i++) await pause(20);
+            const first = text();
+            await pause(1000);
+            return [first, text()];
+        }""")
+        assert "waiting 2 s" in first
+        assert later == first, "the progress ticker painted over the busy message"
         slow.release.set()
         holder.join(60)
         card = _wait_done(page)

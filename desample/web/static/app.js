@@ -184,7 +184,9 @@ async function cleanCard(card, stamp) {
     return false;
   }
   const mask = card.mask ? await maskBlob(card) : null;
-  const makeForm = () => {
+  const makeForm = () => { // called once per attempt
+    waiting = false;
+    started = performance.now();
     const f = new FormData();
     f.append("file", card.file, card.file.name);
     f.append("scale", option("scale"));
@@ -195,14 +197,15 @@ async function cleanCard(card, stamp) {
     if (stamp) f.append("stamp", stamp, "stamp.png");
     return f;
   };
-  const started = performance.now();
+  let started = performance.now();
+  let waiting = false; // the ticker must not hide a "busy: waiting" message
   const ticker = setInterval(() => {
-    if ($(".bar", card.el).hasAttribute("value")) return;
+    if (waiting || $(".bar", card.el).hasAttribute("value")) return;
     setState(card, `cleaning… ${((performance.now() - started) / 1000).toFixed(0)} s`, null);
   }, 500);
   setState(card, "uploading…", 0);
   const xhr = await postPatiently("/api/clean", makeForm,
-    (wait, why) => setState(card, `${why}: waiting ${wait} s`, null),
+    (wait, why) => { waiting = true; setState(card, `${why}: waiting ${wait} s`, null); },
     (share) => share < 1 ? setState(card, `uploading… ${Math.round(share * 100)}%`, share) : setState(card, "cleaning…", null));
   clearInterval(ticker);
   if (!xhr || xhr.status !== 200) {
