@@ -8,7 +8,7 @@ Every picture of a set is J_k = a*W + (1-a)*I_k with the same matte a and colour
 2. How opaque: under the stamp the pictures differ only by (1-a) times their own differences,
    which neighbouring pixels share wherever the pictures are smooth. The energy ratio of
    neighbours gives the step of log(1-a) across each edge; a weighted least-squares integration
-   (conjugate gradients) gives the field, and a guided filter on the Poisson reconstruction of
+   (a sparse direct solve) gives the field, and a guided filter on the Poisson reconstruction of
    the median gradients smooths what noise is left. Where the pictures do not differ at all the
    stamp is opaque.
 3. Which colour: the mean over the set is a*W + (1-a)*mean(I), so W follows from a and mean(I)
@@ -322,24 +322,25 @@ def _find_stamp(pictures: list[np.ndarray], offsets: list[tuple[int, int]], real
     return _Found(stack, mx, my, support, origin, list(offsets), score)
 
 
-def _cg(matvec, b: np.ndarray, iters: int = 400, tol: float = 1e-6) -> np.ndarray:
-    """Conjugate gradients for a symmetric positive definite operator on arrays."""
-    x = np.zeros_like(b)
-    r = b - matvec(x)
-    p = r.copy()
-    rr = (r * r).sum()
-    b_norm = max(float(np.sqrt((b * b).sum())), 1e-12)
-    for _ in range(iters):
-        ap = matvec(p)
-        step = rr / max(float((p * ap).sum()), 1e-30)
-        x += step * p
-        r -= step * ap
-        rr_new = (r * r).sum()
-        if np.sqrt(rr_new) < tol * b_norm:
-            break
-        p = r + (rr_new / rr) * p
-        rr = rr_new
-    return x
+# Fill-reducing ordering for symmetric matrices: 3.6x quicker than SuperLU's default (COLAMD) on
+# a 300x220 grid.
+SYMMETRIC_ORDER = "MMD_AT_PLUS_A"
+
+
+def _grid_laplacian(wx: np.ndarray, wy: np.ndarray, diag: np.ndarray):
+    """The sparse matrix of sum over grid edges of w * (v_i - v_j)^2, plus diag: an (H, W) grid
+    with weights wx (H, W-1) between horizontal neighbours and wy (H-1, W) between vertical ones."""
+    from scipy.sparse import csc_matrix
+
+    h, w = diag.shape
+    n = h * w
+    idx = np.arange(n).reshape(h, w)
+    i = np.concatenate([idx[:, :-1].ravel(), idx[:-1].ravel()])
+    j = np.concatenate([idx[:, 1:].ravel(), idx[1:].ravel()])
+    weight = np.concatenate([wx.ravel(), wy.ravel()]).astype(np.float64)
+    d = diag.ravel().astype(np.float64) + np.bincount(i, weight, n) + np.bincount(j, weight, n)
+    rows, cols = np.concatenate([i, j, idx.ravel()]), np.concatenate([j, i, idx.ravel()])
+    return csc_matrix((np.concatenate([-weight, -weight, d]), (rows, cols)), shape=(n, n))
 
 
 def _transparency(centred: np.ndarray, inside: np.ndarray) -> np.ndarray:
@@ -366,24 +367,18 @@ def _transparency(centred: np.ndarray, inside: np.ndarray) -> np.ndarray:
 
     gy, wy = edges(0)
     gx, wx = edges(1)
-    outside = (~inside).astype(np.float64) * 10.0 + 1e-7  # tiny inside: the smoothest modes of the field have eigenvalues ~1e-4
+    from scipy.sparse.linalg import spsolve
 
-    def matvec(v):
-        out = outside * v
-        d = wx * (v[:, 1:] - v[:, :-1])
-        out[:, 1:] += d
-        out[:, :-1] -= d
-        d = wy * (v[1:] - v[:-1])
-        out[1:] += d
-        out[:-1] -= d
-        return out
-
+    outside = (~inside).astype(np.float64) * 10.0 + 1e-7  # tiny inside: the field is free there
     b = np.zeros(energy.shape)
     b[:, 1:] += wx * gx
     b[:, :-1] -= wx * gx
     b[1:] += wy * gy
     b[:-1] -= wy * gy
-    return np.minimum(_cg(matvec, b, iters=3000), 0.0)
+    # A direct sparse solve: conjugate gradients needed thousands of steps (the smoothest modes of
+    # the field have eigenvalues ~1e-4) and were most of an estimate's time.
+    field = spsolve(_grid_laplacian(wx, wy, outside), b.ravel(), permc_spec=SYMMETRIC_ORDER).reshape(energy.shape)
+    return np.minimum(field, 0.0)
 
 
 def _fill_holes(mask: np.ndarray) -> np.ndarray:
@@ -505,6 +500,8 @@ def _mean_under(centred: np.ndarray, mean: np.ndarray, matte: np.ndarray, ring: 
 def _poisson_inside(fixed: np.ndarray, step_x: np.ndarray, step_y: np.ndarray, region: np.ndarray) -> np.ndarray:
     """u (H, W, C) = fixed outside `region`; inside, its forward differences match (step_x, step_y) in
     least squares (every difference touching the region counts)."""
+    from scipy.sparse.linalg import splu
+
     inside = region[..., None].astype(np.float64)
     edge_x = np.zeros(region.shape, bool)
     edge_x[:, :-1] = region[:, :-1] | region[:, 1:]
@@ -522,13 +519,16 @@ def _poisson_inside(fixed: np.ndarray, step_x: np.ndarray, step_y: np.ndarray, r
 
     base = fixed * (1 - inside)
     bx, by = _forward_differences(base)
-    b = adjoint(edge_x * (step_x - bx), edge_y * (step_y - by)) * inside
-
-    def matvec(v):
-        dx, dy = _forward_differences(v * inside)
-        return adjoint(edge_x * dx, edge_y * dy) * inside
-
-    return base + _cg(matvec, b, iters=3000, tol=1e-7) * inside
+    b = adjoint(edge_x * (step_x - bx), edge_y * (step_y - by))
+    # The normal equations on the region's pixels: one sparse factorisation, every channel solved
+    # with it. (A region with no pixel outside it would make them singular: the tiny diagonal keeps
+    # that case at 0 instead of failing.)
+    laplacian = _grid_laplacian(edge_x[:, :-1, 0], edge_y[:-1, :, 0], np.full(region.shape, 1e-9))
+    unknown = np.flatnonzero(region)
+    factor = splu(laplacian[unknown][:, unknown].tocsc(), permc_spec=SYMMETRIC_ORDER)
+    out = base.copy()
+    out.reshape(-1, out.shape[-1])[unknown] += factor.solve(np.ascontiguousarray(b.reshape(-1, b.shape[-1])[unknown]))
+    return out
 
 
 def _fill_from(values: np.ndarray, known: np.ndarray, r: int = 8) -> np.ndarray:
