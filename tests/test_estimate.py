@@ -248,6 +248,25 @@ def test_harmonic_fill_continues_flat_colour():
     np.testing.assert_allclose(harmonic_fill(damaged, hole), picture, atol=1e-4)
 
 
+def test_grid_laplacian_is_the_weighted_sum_of_squared_neighbour_steps():
+    from desample.stamps.estimate import _grid_laplacian
+
+    rng = np.random.default_rng(0)
+    wx, wy, diag, v = rng.random((5, 3)), rng.random((4, 4)), rng.random((5, 4)), rng.standard_normal((5, 4))
+    energy = (wx * np.diff(v, axis=1) ** 2).sum() + (wy * np.diff(v, axis=0) ** 2).sum() + (diag * v * v).sum()
+    a = _grid_laplacian(wx, wy, diag)
+    assert abs(a - a.T).max() == 0
+    assert float(v.ravel() @ (a @ v.ravel())) == pytest.approx(energy)
+
+
+def test_a_hole_that_covers_the_whole_picture_stays_finite():
+    from desample.stamps.estimate import harmonic_fill
+
+    picture = np.full((6, 5, 3), 0.5, np.float32)
+    filled = harmonic_fill(picture, np.ones((6, 5), bool))  # nothing around it to continue: no failure, no NaN
+    assert np.isfinite(filled).all()
+
+
 def test_the_matte_is_kept_where_the_sets_detections_confirm_a_stamp():
     from desample.stamps.estimate import confirmed_by
 
