@@ -184,6 +184,8 @@ async function cleanCard(card, stamp) {
     return false;
   }
   const mask = card.mask ? await maskBlob(card) : null;
+  let started = performance.now();
+  let waiting = false; // the ticker must not hide a "busy: waiting" message
   const makeForm = () => { // called once per attempt
     waiting = false;
     started = performance.now();
@@ -197,8 +199,6 @@ async function cleanCard(card, stamp) {
     if (stamp) f.append("stamp", stamp, "stamp.png");
     return f;
   };
-  let started = performance.now();
-  let waiting = false; // the ticker must not hide a "busy: waiting" message
   const ticker = setInterval(() => {
     if (waiting || $(".bar", card.el).hasAttribute("value")) return;
     setState(card, `cleaning… ${((performance.now() - started) / 1000).toFixed(0)} s`, null);
