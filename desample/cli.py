@@ -356,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, typ in (("steps", int), ("batch", int), ("patch", int), ("patch-late", int), ("late-after", int),
                       ("lr", float), ("decay-from", int), ("decay-to", int), ("lr-min", float),
                       ("procedural", int), ("val-every", int), ("ckpt-every", int), ("threads", int), ("seed", int),
-                      ("accum", int), ("workers", int), ("swa-from", int), ("swa-every", int)):
+                      ("accum", int), ("workers", int), ("swa-from", int), ("swa-every", int), ("val-size", int)):
         t.add_argument(f"--{name}", type=typ, dest=name.replace("-", "_"))
     t.add_argument("--reindex", action="store_true", default=None, help="list the picture folders again (cached index)")
     t.add_argument("--precision", choices=("auto", "bf16", "fp32"),

@@ -1,4 +1,4 @@
-"""One rank of the DDP equivalence test (run by tests/test_distributed.py, alone or under torchrun).
+"""One rank of the DDP equivalence test (tests/test_distributed.py runs world 1 in its own process, world 2 under torchrun).
 
 Every process draws the same global batches (same seed), cuts them into world x accum
 micro-batches and trains on its own share through `train_step`; rank 0 saves the weights.

@@ -24,9 +24,12 @@ def _env():
     return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
 
 
-def test_two_ranks_reach_the_weights_of_one_process_with_the_same_global_batch(tmp_path):
+def test_two_ranks_reach_the_weights_of_one_process_with_the_same_global_batch(tmp_path, monkeypatch):
+    from .ddp_worker import main as one_process  # world 1 runs here: only the two ranks need new processes
+
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
-    subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), str(one), "4"], check=True, env=_env(), timeout=600)
+    one_process(str(one), 4)
     subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node=2", str(HERE / "ddp_worker.py"), str(two), "2"],
                    check=True, env=_env(), timeout=600, capture_output=True)
     a, b = torch.load(one), torch.load(two)
@@ -34,7 +37,7 @@ def test_two_ranks_reach_the_weights_of_one_process_with_the_same_global_batch(t
     assert gap < 1e-5
     # The test can tell: one process that saw only half of each global batch ends elsewhere.
     half = tmp_path / "half.pt"
-    subprocess.run([sys.executable, str(HERE / "ddp_worker.py"), str(half), "2"], check=True, env=_env(), timeout=600)
+    one_process(str(half), 2)
     c = torch.load(half)
     assert max((a[k] - c[k]).abs().max().item() for k in a) > 100 * max(gap, 1e-7)
 

@@ -12,7 +12,7 @@ def _config(tmp_path, steps):
     return TrainConfig(
         data=[], procedural=3, out=str(tmp_path / "run"), export=str(tmp_path / "w" / "best.safetensors"),
         steps=steps, batch=2, patch=32, pool=3, refresh=1, val_every=3, ckpt_every=3, threads=1, val_max=1,
-        net={"widths": [8, 8, 12, 16], "blocks": [1, 1, 1, 1], "sr_width": 8},
+        val_size=96, net={"widths": [8, 8, 12, 16], "blocks": [1, 1, 1, 1], "sr_width": 8},
     )
 
 
@@ -71,8 +71,8 @@ def test_a_changed_validation_set_is_scored_again_before_weights_are_replaced(tm
     import re
     import shutil
 
-    from desample.data.procedural import anime_picture
     from desample.stamps.synthesis import SYNTHESIS_VERSION
+    from desample.train.loop import validation_pictures
     from desample.train.validation import build_validation_set, evaluate
 
     train(_config(tmp_path, 3))
@@ -88,7 +88,8 @@ def test_a_changed_validation_set_is_scored_again_before_weights_are_replaced(tm
     train(_config(tmp_path, 6))
     said = capsys.readouterr().out
     score = float(re.search(r"validation set changed .* scores ([0-9.]+) on it", said).group(1))
-    val_set = build_validation_set([anime_picture(466, 660, seed=90_000)])  # the procedural set of val_max=1
+    cfg = _config(tmp_path, 6)
+    val_set = build_validation_set(validation_pictures(None, cfg), lr_long=cfg.val_size)  # procedural, val_max=1
     expected = evaluate(load_weights(tmp_path / "before.safetensors").eval(), val_set)["psnr"]
     assert abs(score - expected) < 1e-3
     ckpt = torch.load(run / "last.pt", weights_only=True)
@@ -209,3 +210,32 @@ def test_a_bf16_run_saves_plain_weights(tmp_path):
     assert all(p.is_contiguous() for p in model.parameters())
     ckpt = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
     assert ckpt["step"] == 3 and ckpt["train_config"]["precision"] == "bf16"
+
+
+def test_a_best_measured_on_other_validation_previews_is_not_trusted():
+    from desample.stamps.synthesis import SYNTHESIS_VERSION
+    from desample.train.loop import _same_validation
+
+    cfg = TrainConfig(data=[])
+    assert _same_validation({"synthesis": SYNTHESIS_VERSION}, {}, cfg)  # saved before val_size existed: 330
+    assert not _same_validation({"synthesis": SYNTHESIS_VERSION}, {"val_size": 96}, cfg)
+    assert not _same_validation({"synthesis": SYNTHESIS_VERSION - 1}, {"val_size": 330}, cfg)
+
+
+def test_the_scorer_scores_bicubic_once_and_as_evaluate_does(monkeypatch):
+    from desample.data.procedural import anime_picture
+    from desample.model.net import DesampleNet
+    from desample.train import validation
+    from desample.train.validation import Scorer, build_validation_set, evaluate
+
+    from .conftest import TINY, randomised
+
+    previews = build_validation_set([anime_picture(120, 90, seed=1)], lr_long=48)  # previews of 48 px, not 330
+    assert [pv.stamped.shape[:2] for pv in previews] == [(36, 48)] * 2 and previews[0].hr.shape[:2] == (72, 96)
+    model = randomised(DesampleNet(TINY))
+    expected = evaluate(model, previews)
+    calls, baseline = [], validation.baseline_metrics
+    monkeypatch.setattr(validation, "baseline_metrics", lambda *a: calls.append(a) or baseline(*a))
+    score = Scorer(previews)
+    assert score(model) == expected and score(model) == expected  # bicubic scored once, for both
+    assert len(calls) == 1

@@ -129,7 +129,8 @@ def test_path_tricks_in_file_names_go_nowhere(engine, tmp_path, monkeypatch):
     assert download_name("....", "_2x") == "picture_2x.png"
 
 
-def test_temporary_folder_is_its_own_and_is_removed(engine):
+def test_temporary_folder_is_its_own_and_is_removed(tiny_weights):
+    engine = load_engine(tiny_weights, threads=1)  # about the upload, not the model: a 700x700 picture stays quick
     before = tempfile.gettempdir()
     embedded = create_app(ServeSettings(), engine=engine)
     with TestClient(embedded):

@@ -19,7 +19,7 @@ from ..model.weights import average_weights, load_weights, save_weights
 from ..stamps.synthesis import SYNTHESIS_VERSION
 from .config import TrainConfig
 from .loop import validation_pictures
-from .validation import build_validation_set, evaluate
+from .validation import Scorer, build_validation_set
 
 
 def average_and_score(inputs: list[str], output: str, data: list[str], val_fraction: float = 0.1,
@@ -29,10 +29,11 @@ def average_and_score(inputs: list[str], output: str, data: list[str], val_fract
     index = ensure_index(cfg.data, val_fraction=cfg.val_fraction, cache_dir=cfg.index_cache) if cfg.data else None
     pictures = validation_pictures(index, cfg)
     val_set = build_validation_set(pictures)
+    score = Scorer(val_set)
     metas = [_meta(p) for p in inputs]
-    scores = [evaluate(load_weights(p), val_set)["psnr"] for p in inputs]  # read before `output` may replace one
+    scores = [score(load_weights(p))["psnr"] for p in inputs]  # read before `output` may replace one
     model = average_weights(inputs)
-    metrics = evaluate(model, val_set)
+    metrics = score(model)
     newest = max(metas, key=lambda m: m.get("step", 0))
     meta = {**newest, "val": metrics, "val_pictures": len(pictures), "val_previews": len(val_set),
             "synthesis": SYNTHESIS_VERSION,

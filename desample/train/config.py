@@ -70,6 +70,7 @@ class TrainConfig:
     workers: int = 0  # DataLoader processes decoding pictures of a big (streamed) collection
     in_memory: int = 500  # a shard of at most this many pictures is decoded once and kept in memory (~3-9 MB each)
     val_max: int = 64  # validation pictures at most (the first of the held-out split; procedural: 6 at most)
+    val_size: int = 330  # long side of the validation previews, LR pixels (a typical preview's 330)
     index_cache: str = "~/.cache/desample/index"  # where picture indexes of --data folders are cached
     reindex: bool = False  # walk the folders again even when a cached index exists
     # Volunteer swarm (hivemind; desample/train/swarm.py): peers that come and go over the internet.

@@ -40,7 +40,7 @@ from ..stamps.synthesis import SYNTHESIS_VERSION
 from .config import TrainConfig
 from .distributed import Dist, init_distributed, no_sync_unless
 from .precision import autocast, use_bf16
-from .validation import build_validation_set, evaluate
+from .validation import VAL_LR_LONG, Scorer, build_validation_set
 
 
 def load_pictures(files: list[Path]) -> list[Image.Image]:
@@ -143,13 +143,19 @@ def _read_threads(out: Path, current: int) -> int:
     return current
 
 
+def _same_validation(saved: dict, saved_config: dict, cfg: TrainConfig) -> bool:
+    """Whether a saved `best` was measured on the validation previews this run draws."""
+    return (saved.get("synthesis", 1) == SYNTHESIS_VERSION
+            and saved_config.get("val_size", TrainConfig.val_size) == cfg.val_size)
+
+
 def _starting_state(cfg: TrainConfig, out: Path) -> dict:
     """Rank 0's view of where the run starts: a checkpoint, the init weights, or a new model."""
     state = load_checkpoint(out)
     if state is not None:
         print(f"resuming from {state['from']} at step {state['step']}")
         start = {**state, "resumed": True}
-        if state.get("synthesis", 1) != SYNTHESIS_VERSION and (out / "best.safetensors").exists():
+        if not _same_validation(state, state.get("train_config", {}), cfg) and (out / "best.safetensors").exists():
             start["rebaseline"] = str(out / "best.safetensors")
         return start
     start = {"step": 0, "samples": 0, "wall": 0.0, "best": -1e9, "resumed": False}
@@ -167,7 +173,7 @@ def _starting_state(cfg: TrainConfig, out: Path) -> dict:
             were = meta.get("train_config", {})
             if were.get("data") == cfg.data and were.get("val_fraction") == cfg.val_fraction:
                 start["best"] = meta.get("val", {}).get("psnr", start["best"])
-                if meta.get("synthesis", 1) != SYNTHESIS_VERSION:
+                if not _same_validation(meta, were, cfg):
                     start["rebaseline"] = cfg.init
     else:
         model = DesampleNet(NetConfig.from_dict(cfg.net))
@@ -212,7 +218,8 @@ def validation_pictures(index, cfg: TrainConfig) -> list[Image.Image]:
         pictures = load_pictures([reader(int(i))[0] for i in shard_ids(index, 0, 1, "val", limit=cfg.val_max)])
         if pictures:
             return pictures
-    return [anime_picture(466, 660, seed=90_000 + i) for i in range(min(6, cfg.val_max))]
+    k = cfg.val_size / VAL_LR_LONG  # drawn at the size validation uses (466x660 for previews of 330)
+    return [anime_picture(round(466 * k), round(660 * k), seed=90_000 + i) for i in range(min(6, cfg.val_max))]
 
 
 def train(cfg: TrainConfig) -> None:
@@ -240,11 +247,12 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         print("WARNING: no CJK font found: Japanese stamps are drawn as Latin words, so the model never "
               "sees them and validation numbers are not comparable; install one (apt-get install fonts-noto-cjk)")
     source, val_pictures = _pictures(cfg, d)
-    val_set = build_validation_set(val_pictures) if d.main else []
+    val_set = build_validation_set(val_pictures, lr_long=cfg.val_size) if d.main else []
 
     start = d.broadcast(_starting_state(cfg, out) if d.main else None)
     model = DesampleNet(NetConfig.from_dict(start["net_config"]))
     model.load_state_dict(clean_state_dict(start["model"]))
+    score = Scorer(val_set, model.config.scale)
     model.to(d.device).train()
     ema = copy.deepcopy(model).eval() if d.main else None
     if ema is not None and start.get("ema"):
@@ -265,8 +273,9 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
     if d.main and start.get("rebaseline"):
         # The stamps drawn for validation changed since `best` was measured: measure the best
         # weights again on today's validation set, so only better weights replace them.
-        best = evaluate(load_weights(start["rebaseline"]).eval(), val_set, model.config.scale)["psnr"]
-        print(f"validation set changed (stamp synthesis {SYNTHESIS_VERSION}): {start['rebaseline']} scores {best:.4f} on it")
+        best = score(load_weights(start["rebaseline"]).eval())["psnr"]
+        print(f"validation set changed (stamp synthesis {SYNTHESIS_VERSION}, previews of {cfg.val_size} px): "
+              f"{start['rebaseline']} scores {best:.4f} on it")
     del start
     for g in opt.param_groups:
         g["lr"] = scheduled_lr(cfg, step)
@@ -346,11 +355,11 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
         if step % cfg.ckpt_every == 0:
             checkpoint()
         if step % cfg.val_every == 0 or step == cfg.steps:
-            metrics = evaluate(ema, val_set, scale)
+            metrics = score(ema)
             record = {"step": step, "samples": samples, "train_seconds": round(wall, 1), "val": metrics}
             kept, kept_as = ema, "ema"
             if swa is not None:
-                record.update(val_swa=evaluate(swa, val_set, scale), swa_n=swa_n)
+                record.update(val_swa=score(swa), swa_n=swa_n)
                 tqdm.write(f"step {step}: mean of {swa_n} snapshots (SWA): PSNR {record['val_swa']['psnr']:.2f}")
             if board:
                 for k, v in metrics.items():

@@ -33,7 +33,7 @@ from ..model.weights import clean_state_dict, save_weights
 from .config import TrainConfig
 from .distributed import Dist
 from .loop import _atomic_save, _pictures, _starting_state, crop_sampler, losses, scheduled_lr
-from .validation import build_validation_set, evaluate
+from .validation import Scorer, build_validation_set
 
 
 def _hivemind():
@@ -95,7 +95,7 @@ def train_swarm(cfg: TrainConfig) -> None:
 
     source, val_pictures = _pictures(cfg.updated({"seed": peer_seed % 100_000}), Dist())
     validating = bool(cfg.export)
-    val_set = build_validation_set(val_pictures) if validating else []
+    val_set = build_validation_set(val_pictures, lr_long=cfg.val_size) if validating else []
     start = _starting_state(cfg, out)
     model = DesampleNet(NetConfig.from_dict(start["net_config"]))
     model.load_state_dict(clean_state_dict(start["model"]))
@@ -121,6 +121,7 @@ def train_swarm(cfg: TrainConfig) -> None:
           f"{cfg.swarm_batch} samples per step over all peers", flush=True)
     sampler = crop_sampler(cfg, source, np.random.default_rng(peer_seed), model.config.scale)
     scale = model.config.scale
+    score = Scorer(val_set, scale)
     log = open(out / "log.jsonl", "a")
 
     def checkpoint():
@@ -158,7 +159,7 @@ def train_swarm(cfg: TrainConfig) -> None:
             if epoch % cfg.ckpt_every == 0:
                 checkpoint()
             if validating and (epoch % cfg.val_every == 0 or epoch >= cfg.steps):
-                metrics = evaluate(ema, val_set, scale)
+                metrics = score(ema)
                 log.write(json.dumps({"step": epoch, "samples": samples, "train_seconds": round(wall, 1), "val": metrics}) + "\n")
                 tqdm.write(f"swarm step {epoch}: PSNR {metrics['psnr']:.2f} (bicubic {metrics['bicubic_psnr']:.2f})")
                 if metrics["psnr"] > best:
