@@ -283,8 +283,12 @@ def test_the_matte_is_kept_where_the_sets_detections_confirm_a_stamp():
         prob[y0 : 20 + oy, x0 : 30 + ox] = 0.3  # each detector half sure of the stamp
         found.append(prob)
     found[0][30:38, 40:55] = 0.6  # one picture's content mistaken for a stamp: not the set's
+    matte[28:34, 2:8] = 0.3  # a faint part of the stamp that every detector sees a little
+    for f, (oy, ox) in zip(found, est.offsets, strict=True):
+        f[28 + oy : 34 + oy, 2 + ox : 8 + ox] = 0.12
     kept = confirmed_by(est, found)
     np.testing.assert_array_equal(kept.matte[10:20, 10:30], 0.5)
+    np.testing.assert_array_equal(kept.matte[28:34, 2:8], np.float32(0.3))
     assert (kept.matte[30:38, 40:55] == 0).all() and (kept.matte[:5] == 0).all()
     assert kept.offsets == est.offsets and (kept.color[kept.matte == 0] == 0).all()
     # A detector that sees (almost) nothing of the stamp does not know its kind: the estimate stays.
