@@ -33,7 +33,7 @@ OPAQUE_SPREAD = 0.1  # pictures differing by under this share of their usual spr
 # Estimated mattes below MIN_MATTE are set to 0: there they are mostly noise, and unblending noise hurts
 # the picture around the stamp. Measured (8 real sets of 8, inverse blend at LR, vs. 0.05): 0.03 keeps
 # more of faint stamps and glows, +0.20 dB inside the stamp, whole +0.11; sets of 4 unchanged (+0.02,
-# +0.00). 0.02: +0.27 with 8 pictures but -0.08 with 4.
+# +0.00); at 2x, sets of 8: +0.10 dB inside, +0.03 whole. 0.02: +0.27 with 8 pictures but -0.08 with 4.
 MIN_MATTE = 0.03
 CONFIRMED_FROM = 0.1  # the set's mean detection probability from which a stamp is confirmed...
 CONFIRMED_BY = 2  # ...when at least this many pictures see it there (one picture's mistake does not count)
