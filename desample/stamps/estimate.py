@@ -437,7 +437,6 @@ def _decompose(stack, mx, my, support, origin, offsets, smooth: int, hints: np.n
         gy = np.where(support[..., None], my, 0)[y0:y1, x0:x1]
         structure = np.stack([poisson_solve(gx[..., c], gy[..., c]) for c in range(3)], -1)
         matte = guided_filter(structure, matte, smooth, 1e-4)
-    # Below MIN_MATTE it is mostly noise, and unblending noise would only hurt the picture there.
     matte = np.clip(np.where(inner & (matte >= MIN_MATTE), matte, 0), 0, OPAQUE).astype(np.float32)
     if hints is not None:
         # A second opinion, averaged over the set, weighs most where the set is small: with 4 real
