@@ -30,8 +30,9 @@ def test_two_ranks_reach_the_weights_of_one_process_with_the_same_global_batch(t
     monkeypatch.delenv("WORLD_SIZE", raising=False)
     one, two = tmp_path / "one.pt", tmp_path / "two.pt"
     one_process(str(one), 4)
-    subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node=2", str(HERE / "ddp_worker.py"), str(two), "2"],
-                   check=True, env=_env(), timeout=600, capture_output=True)
+    run = subprocess.run([*TORCHRUN, "--standalone", "--nproc_per_node=2", str(HERE / "ddp_worker.py"), str(two), "2"],
+                         env=_env(), timeout=600, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-4000:]
     a, b = torch.load(one), torch.load(two)
     gap = max((a[k] - b[k]).abs().max().item() for k in a)
     assert gap < 1e-5

@@ -57,6 +57,9 @@ class Dist:
 
     def close(self) -> None:
         if self.active and dist.is_initialized():
+            # All ranks leave together: a rank that tore gloo down while rank 0 was still writing its
+            # checkpoint aborted now and then ("terminate called without an active exception", SIGABRT).
+            dist.barrier()
             dist.destroy_process_group()
 
     def wrap(self, model: torch.nn.Module) -> torch.nn.Module:
