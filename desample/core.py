@@ -58,32 +58,42 @@ def as_float(rgb: np.ndarray) -> np.ndarray:
 
 def _pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, out: np.ndarray | None,
           lr_out: np.ndarray | None, mask_out: np.ndarray | None, no_stamp: bool = False,
-          matte_out: np.ndarray | None = None) -> None:
+          matte_out: np.ndarray | None = None, inverted: np.ndarray | None = None) -> None:
     """One tiled pass of the network over rgb (H, W, 3).
 
     mask: a known matte/mask, or None (blind); no_stamp: tell the model there is none (guide given, all zero).
+    inverted: the matte of a stamp already inverted in rgb (unblend), for a model with a third guide
+    channel, which learnt to clean what an estimate's errors leave of it (data.pairs.imperfectly_unblended).
     """
-    x = rgb if mask is None else np.concatenate([as_float(rgb), mask[..., None]], axis=2)
+    if engine.guide_channels < 3:
+        inverted = None
+    extra = [m[..., None] for m in (mask, inverted) if m is not None]
+    x = np.concatenate([as_float(rgb), *extra], axis=2) if extra else rgb
 
     def fn(t: np.ndarray):
-        # The guide: the known matte and a "guide given" flag; zeros when nothing is known.
+        # The guide: the known matte and a "guide given" flag (and the inverted matte); zeros when nothing is known.
         guide = np.zeros((t.shape[0], engine.guide_channels, *t.shape[2:]), np.float32)
         if mask is not None:
             guide[:, 0] = t[:, 3]
         if mask is not None or no_stamp:
             guide[:, 1] = 1.0
+        if inverted is not None:
+            guide[:, 2] = t[:, -1]
         return engine(np.ascontiguousarray(t[:, :3]), guide)
 
     run_tiled(fn, x, (engine.scale, 1, 1, 1), (out, lr_out, mask_out, matte_out), engine.multiple, engine.border, tile)
 
 
 def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, outs: list[np.ndarray | None],
-                   no_stamp: bool) -> None:
+                   no_stamp: bool, inverted: np.ndarray | None = None) -> None:
     """_pass on the mirrored picture, each output averaged into `outs` (out, lr_out, mask_out): a
     second opinion whose errors partly cancel the first's (waifu2x's "TTA")."""
     mirrored = [None if o is None else np.empty_like(o) for o in outs]
-    _pass(engine, np.ascontiguousarray(rgb[:, ::-1]), None if mask is None else np.ascontiguousarray(mask[:, ::-1]),
-          tile, *mirrored, no_stamp=no_stamp)
+
+    def flip(m):
+        return None if m is None else np.ascontiguousarray(m[:, ::-1])
+
+    _pass(engine, flip(rgb), flip(mask), tile, *mirrored, no_stamp=no_stamp, inverted=flip(inverted))
     for o, m in zip(outs, mirrored, strict=True):
         if o is None:
             continue
@@ -242,6 +252,7 @@ def restore(
             rgb = rgb + seen * (harmonic_fill(rgb, seen[..., 0] > 0) - rgb)
             if detect:  # a mask paints over what detection missed: add what the network finds by itself
                 mask = np.maximum(mask, (found_blind > 0.5).astype(np.float32))
+    inverted = None
     if stamp is not None:
         matte, color = stamp
         if matte.shape != (h, w) or color.shape != (h, w, 3):
@@ -250,6 +261,7 @@ def restore(
 
         user_mask = mask
         rgb, mask = unblend(rgb, matte, color)
+        inverted = np.where(mask > 0, 0, np.clip(matte, 0, 1)).astype(np.float32)
         if user_mask is not None:  # painted by hand over what the stamp missed: painted like its opaque part
             mask = np.maximum(mask, user_mask)
         # Under the opaque part nothing shows through: carry the surroundings' colours in (measured:
@@ -260,9 +272,9 @@ def restore(
     first = np.empty((h * first_scale, w * first_scale, 3), dtype)
     no_stamp = not detect and mask is None
     outs = [None, first, found] if scale == 1 else [first, None, found]
-    _pass(engine, rgb, mask, tile, *outs, no_stamp=no_stamp)
+    _pass(engine, rgb, mask, tile, *outs, no_stamp=no_stamp, inverted=inverted)
     if mirror:
-        _mirrored_pass(engine, rgb, mask, tile, outs, no_stamp)
+        _mirrored_pass(engine, rgb, mask, tile, outs, no_stamp, inverted)
     if not detect:  # nothing was looked for: the stamp is what was given, if anything
         found = mask.copy() if mask is not None else np.zeros((h, w), np.float32)
     elif mask is not None:

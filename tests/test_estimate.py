@@ -170,6 +170,39 @@ def test_unblend_is_exact_where_see_through_and_leaves_the_opaque_part():
 # Slow (12 passes of the shipped model, 2-3 minutes here). The same claim stays in the default run, at less
 # cost: an opaque shared stamp (below) and the web page's shared stamp (tests/test_web.py) beat blind removal.
 @pytest.mark.slow
+class _GuideRecorder:
+    """An engine that keeps the guides it is given and removes nothing."""
+
+    scale, multiple, border = 2, 1, 0
+
+    def __init__(self, guide_channels):
+        self.guide_channels, self.guides = guide_channels, []
+
+    def __call__(self, x, guide):
+        self.guides.append(guide.copy())
+        n, _, h, w = x.shape
+        return np.repeat(np.repeat(x, 2, axis=2), 2, axis=3), x, np.zeros((n, 1, h, w), np.float32), None
+
+
+@pytest.mark.parametrize("guide_channels", [2, 3])
+def test_a_model_with_a_third_guide_channel_is_told_what_was_inverted(guide_channels):
+    matte = np.zeros((32, 40), np.float32)
+    matte[4:12, 4:30] = 0.4  # see-through: inverted
+    matte[20:28, 4:30] = 0.9  # opaque: left for the network to paint
+    color = np.ones((32, 40, 3), np.float32)
+    engine = _GuideRecorder(guide_channels)
+    restore(np.full((32, 40, 3), 0.5, np.float32), engine, stamp=(matte, color), tile=64, mirror=True)
+    assert len(engine.guides) == 2  # the pass and its mirrored twin: areas below hold for both
+    for guide in engine.guides:
+        assert guide.shape[1] == guide_channels
+        opaque = guide[0, 0] > 0
+        assert opaque.sum() == 8 * 26 and (guide[0, 1] == 1).all()
+        if guide_channels == 3:
+            inverted = guide[0, 2]
+            assert inverted.max() == pytest.approx(0.4) and (inverted > 0).sum() == 8 * 26
+            assert not (opaque & (inverted > 0)).any()
+
+
 def test_known_stamp_removes_more_than_blind_with_the_shipped_model():
     stamp = classic_sample_stamp(H, W)
     truths = [anime_picture(2 * W, 2 * H, seed=40 + i) for i in range(6)]

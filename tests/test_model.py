@@ -74,6 +74,19 @@ def test_grow_adds_blocks_that_start_as_the_identity():
         grow(model, {"widths": tuple(w * 2 for w in TINY.widths)})
 
 
+def test_grow_adds_a_guide_channel_that_starts_unheard():
+    model = randomised(DesampleNet(TINY)).eval()
+    wider = grow(model, {"guide_channels": TINY.guide_channels + 1})
+    x, g = torch.rand(1, 3, 16, 24), torch.rand(1, TINY.guide_channels, 16, 24)
+    with torch.no_grad():
+        a = model(x, g)
+        for extra in (torch.zeros(1, 1, 16, 24), torch.rand(1, 1, 16, 24)):
+            torch.testing.assert_close(wider(x, torch.cat([g, extra], 1)).sr, a.sr)
+    wider.train()
+    wider(x, torch.cat([g, torch.rand(1, 1, 16, 24)], 1)).sr.square().mean().backward()
+    assert wider.head.weight.grad[:, 3 + TINY.guide_channels].abs().sum() > 0  # ...and it can learn to hear it
+
+
 def test_clean_state_dict_strips_wrappers():
     sd = {"module._orig_mod.head.weight": torch.zeros(1), "head.bias": torch.ones(1)}
     assert set(clean_state_dict(sd)) == {"head.weight", "head.bias"}

@@ -52,6 +52,20 @@ def test_a_run_from_weights_can_grow_them(tmp_path):
     assert list(ckpt["net_config"]["widths"]) == [8, 8, 12, 16] and ckpt["net_config"]["sr_blocks"] == 2
 
 
+def test_a_run_grows_a_third_guide_channel_and_trains_it_on_unblended_crops(tmp_path):
+    train(_config(tmp_path, 3))
+    cfg = _config(tmp_path, 6).updated({"init": str(tmp_path / "w" / "best.safetensors"), "out": str(tmp_path / "g3"),
+                                        "export": str(tmp_path / "g" / "best.safetensors"), "unblended": 1.0,
+                                        "net": {"guide_channels": 3}})
+    train(cfg)
+    ckpt = torch.load(tmp_path / "g3" / "last.pt", weights_only=True)
+    head = ckpt["model"]["head.weight"]
+    assert ckpt["step"] == 6 and head.shape[1] == 3 + 3
+    assert head[:, 5].abs().sum() > 0  # started at zero: the unblended crops' inverted matte taught it
+    with pytest.raises(ValueError, match="3 guide channels"):
+        train(_config(tmp_path, 1).updated({"out": str(tmp_path / "g2"), "unblended": 0.5}))
+
+
 def test_config_file_and_unknown_options(tmp_path):
     f = tmp_path / "c.toml"
     f.write_text('steps = 7\nlr = 0.001\ndata = ["x"]\n')

@@ -88,14 +88,19 @@ def average_weights(paths: list[str | os.PathLike]) -> DesampleNet:
 
 
 def grow(model: DesampleNet, overrides: dict) -> DesampleNet:
-    """The same function in a bigger net: `model` with more residual blocks (e.g. {"sr_blocks": 2}).
+    """The same function in a bigger net: `model` with more residual blocks (e.g. {"sr_blocks": 2})
+    or more guide channels ({"guide_channels": 3}).
 
     Every weight of `model` keeps its place; each new residual block starts as the identity (its
-    last conv zeroed), so training goes on from what the model already does with room to do more.
-    Only added blocks can be grown this way: other changes (widths, guide channels) are refused.
+    last conv zeroed), and a new guide channel's weights start at zero, so training goes on from
+    what the model already does with room to do more. Other changes (widths) are refused.
     """
     bigger = DesampleNet(NetConfig.from_dict({**model.config.to_dict(), **overrides}))
-    old, new = model.state_dict(), bigger.state_dict()
+    old, new = dict(model.state_dict()), bigger.state_dict()
+    head, inputs = old["head.weight"], 3 + model.config.guide_channels
+    if new["head.weight"].shape[1] > inputs and new["head.weight"].shape[0] == head.shape[0]:
+        old["head.weight"] = torch.cat([head, head.new_zeros(head.shape[0], new["head.weight"].shape[1] - inputs,
+                                                              *head.shape[2:])], dim=1)
     reshaped = sorted(k for k in old if k not in new or old[k].shape != new[k].shape)
     if reshaped:
         raise ValueError(f"cannot grow {model.config} into {bigger.config}: {reshaped[0]} has no place in it")

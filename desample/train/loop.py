@@ -65,8 +65,9 @@ def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) ->
     bce = F.binary_cross_entropy_with_logits(out.mask_logits, mask)
     dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
     # The matte and colour drive the exact inverse blend: supervise them directly.
-    l_matte = (w_lr * (out.matte - batch["alpha"]).abs()).mean()
-    a = batch["alpha"]
+    supervised = batch["matte_weight"] if "matte_weight" in batch else torch.ones_like(mask[:, :, :1, :1])
+    l_matte = (supervised * w_lr * (out.matte - batch["alpha"]).abs()).mean()
+    a = batch["alpha"] * supervised
     l_color = (a * (out.color - batch["color"]).abs()).sum() / (3 * a.sum() + 1e-6)
     total = l_hr + cfg.lr_loss * l_lr + cfg.mask_loss * (bce + dice) + cfg.matte_loss * (l_matte + 0.5 * l_color)
     return {"loss": total, "l1_hr": l_hr, "l1_lr": l_lr, "bce": bce, "dice": dice, "matte": l_matte, "color": l_color}
@@ -205,10 +206,11 @@ def _pictures(cfg: TrainConfig, d: Dist) -> tuple[PictureSource, list[Image.Imag
     return source, val_pictures
 
 
-def crop_sampler(cfg: TrainConfig, source, rng: np.random.Generator, scale: int) -> CropSampler:
+def crop_sampler(cfg: TrainConfig, source, rng: np.random.Generator, net: NetConfig) -> CropSampler:
     """Training crops as the config asks, for one process, a torchrun rank or a swarm peer alike."""
-    return CropSampler(source, rng, scale=scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob, dihedral=cfg.dihedral,
-                       stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped)
+    return CropSampler(source, rng, scale=net.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob, dihedral=cfg.dihedral,
+                       stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped, unblended=cfg.unblended,
+                       guide_channels=net.guide_channels)
 
 
 def validation_pictures(index, cfg: TrainConfig) -> list[Image.Image]:
@@ -285,7 +287,7 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
               f"global batch {global_batch} ({d.world} x {cfg.accum} x {cfg.batch}); {'bf16 trunk' if bf16 else 'fp32'}")
         (out / "train_config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
 
-    sampler = crop_sampler(cfg, source, rng, model.config.scale)
+    sampler = crop_sampler(cfg, source, rng, model.config)
     fmt = torch.channels_last if bf16 else torch.contiguous_format  # of the batches, as of the model
     log = open(out / "log.jsonl", "a") if d.main else None
     board = None

@@ -119,7 +119,7 @@ def train_swarm(cfg: TrainConfig) -> None:
     opt.load_state_from_peers()  # a late joiner takes the swarm's weights, optimiser and step
     print(f"model: {count_parameters(model) / 1e6:.2f} M parameters; swarm step {opt.local_epoch}; "
           f"{cfg.swarm_batch} samples per step over all peers", flush=True)
-    sampler = crop_sampler(cfg, source, np.random.default_rng(peer_seed), model.config.scale)
+    sampler = crop_sampler(cfg, source, np.random.default_rng(peer_seed), model.config)
     scale = model.config.scale
     score = Scorer(val_set, scale)
     log = open(out / "log.jsonl", "a")
