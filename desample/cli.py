@@ -142,7 +142,9 @@ def _known_stamp(args, pairs, load_image, engine):
 
 
 def _misfit_words(est) -> str:
-    return "" if est.misfit is None else f", misfit {est.misfit:.2f} (under 1: it explains the pictures)"
+    from .core import MISFIT_LIMIT
+
+    return "" if est.misfit is None else f", misfit {est.misfit:.2f} (under {MISFIT_LIMIT}: it explains the pictures)"
 
 
 def cmd_estimate(args) -> int:

@@ -48,7 +48,7 @@ class StampEstimate:
     color: np.ndarray  # (h, w, 3) in [0, 1]
     offsets: list[tuple[int, int]] = field(default_factory=list)  # (y, x) of the stamp's top-left in each picture
     # How badly the stamp explains the pictures it came from, against the network's own removal
-    # (core.estimate_shared; None when not measured): under 1 it explains them, above it does not.
+    # (core._misfit; None when not measured): 0 explains them, 1 is unrelated (core.MISFIT_LIMIT: 0.75).
     misfit: float | None = None
 
     def placed(self, shape: tuple[int, int], offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
