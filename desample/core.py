@@ -31,7 +31,7 @@ UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above
 # stamp does not explain its pictures (StampEstimate.misfit over MISFIT_LIMIT). Measured on 32 sets
 # of 4 (examples/measure_misfit_check.py: held-out anime pictures, 3 draws of 8 sets, procedural ones, 2
 # draws of 4), mean gain inside the stamp over blind removal: this check +1.21 dB, the estimate
-# always used +1.02, the check before it (|J - (a*W + (1-a)*C)| / |J - C|, limit 1) +0.64
+# always used +1.02, the check before it (|J - (a*W + (1-a)*C)| / |J - C|, limit 1) +0.64.
 # The misfit (see _misfit) was 0.02-0.16 for 14 sets (mean +2.0 dB; 3 lost, which it cannot see),
 # 0.33-0.67 for stamps the network removes only in part (9 sets, 7 gained, mean +1.1), 0.86-1.09
 # where the stamp predicts nothing of what the network removes (9 sets, 8 lost, mean -0.65): any
