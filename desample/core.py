@@ -64,10 +64,8 @@ def _pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, o
 
     mask: a known matte/mask, or None (blind); no_stamp: tell the model there is none (guide given, all zero).
     inverted: the matte of a stamp already inverted in rgb (unblend), for a model with a third guide
-    channel, which learnt to clean what an estimate's errors leave of it (data.pairs.imperfectly_unblended).
+    channel only, which learnt to clean what an estimate's errors leave of it (data.pairs.imperfectly_unblended).
     """
-    if engine.guide_channels < 3:
-        inverted = None
     extra = [m[..., None] for m in (mask, inverted) if m is not None]
     x = np.concatenate([as_float(rgb), *extra], axis=2) if extra else rgb
 
@@ -262,7 +260,8 @@ def restore(
 
         user_mask = mask
         rgb, mask = unblend(rgb, matte, color)
-        inverted = np.where(mask > 0, 0, np.clip(matte, 0, 1)).astype(np.float32)
+        if engine.guide_channels > 2:  # a model that learnt to hear what was inverted (none is shipped)
+            inverted = np.where(mask > 0, 0, np.clip(matte, 0, 1)).astype(np.float32)
         if user_mask is not None:  # painted by hand over what the stamp missed: painted like its opaque part
             mask = np.maximum(mask, user_mask)
         # Under the opaque part nothing shows through: carry the surroundings' colours in (measured:

@@ -65,7 +65,7 @@ def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) ->
     bce = F.binary_cross_entropy_with_logits(out.mask_logits, mask)
     dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
     # The matte and colour drive the exact inverse blend: supervise them directly.
-    supervised = batch["matte_weight"] if "matte_weight" in batch else torch.ones_like(mask[:, :, :1, :1])
+    supervised = batch["matte_weight"]  # 0 for crops whose stamp was already inverted (CropSampler.unblended)
     l_matte = (supervised * w_lr * (out.matte - batch["alpha"]).abs()).mean()
     a = batch["alpha"] * supervised
     l_color = (a * (out.color - batch["color"]).abs()).sum() / (3 * a.sum() + 1e-6)
