@@ -36,6 +36,8 @@ UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above
 # 0.33-0.67 for stamps the network removes only in part (9 sets, 7 gained, mean +1.1), 0.86-1.09
 # where the stamp predicts nothing of what the network removes (9 sets, 8 lost, mean -0.65): any
 # limit from 0.67 to 0.86 chooses the same. The old check sent the middle ones to blind removal.
+# With the estimate refined (stamps.estimate.refine_stamp, session 21) the same 32 sets: the check
+# +1.48 dB, always +1.45; misfits lower (the losing sets 0.68-0.85 and three right-looking ones).
 MISFIT_LIMIT = 0.75
 SURE_FROM = 8
 
@@ -302,17 +304,20 @@ def detect_stamp(rgb: np.ndarray, engine, tile: int = 512) -> np.ndarray:
     return found
 
 
-def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth: int = 3):
+def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth: int = 3, refine: bool | None = None):
     """The stamp shared by pictures (H_k, W_k, 3), as `desample clean --shared` uses it: estimated from
     the set (stamps.estimate) with the network's own mattes of each picture as a second opinion, and
     kept where the network, run blind on each picture, confirms a stamp; each picture's opinion
     counts as much as the picture under the stamp (the network's own removal) differs from its colour.
 
+    refine: refine the estimate jointly with the pictures (stamps.estimate.refine_stamp); None: with
+    fewer than SURE_FROM pictures, where it helps (with 8 the estimate is closer and it costs).
+
     With few pictures a faint stamp's matte can spill over content (measured, a faint SAMPLE in 4
     real previews: the matte covered 3/4 of the picture and outside the stamp the result lost 5.6 dB
     to blind removal); the network's detections across the set mark where the stamp can be.
     """
-    from .stamps.estimate import confirmed_by, estimate_stamp
+    from .stamps.estimate import confirmed_by, estimate_stamp, refine_stamp
 
     engine = as_engine(engine)
     floats = [as_float(p) for p in pictures]
@@ -328,6 +333,8 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
     else:
         est = estimate_stamp(floats, smooth=smooth)
     confirmed = confirmed_by(est, found)
+    if refine if refine is not None else len(floats) < SURE_FROM:
+        confirmed = refine_stamp(confirmed, floats)
     confirmed.misfit = _misfit(confirmed, floats, cleans)
     return confirmed
 

@@ -98,6 +98,19 @@ def test_crop_sampler_dihedral_turns_pictures():
     assert shapes(True) == {False, True}  # some turned a quarter
 
 
+def test_crop_sampler_channel_shuffle_permutes_colours():
+    # A picture of one colour: shuffled, each preview is a permutation of it, never the original.
+    pic = Image.new("RGB", (200, 160), (200, 100, 40))
+
+    def colours(share):
+        sampler = CropSampler([pic], np.random.default_rng(4), pool_size=24, channel_shuffle=share, unstamped=1.0)
+        return {tuple(np.round(pv.hr.reshape(-1, 3).mean(0) * 255).astype(int)) for pv in sampler.pool}
+
+    assert colours(0.0) == {(200, 100, 40)}
+    shuffled = colours(1.0)
+    assert (200, 100, 40) not in shuffled and len(shuffled) > 2
+    assert all(sorted(c) == [40, 100, 200] for c in shuffled)
+
 def test_crop_sampler_unstamped_previews_and_crops_on_the_stamp():
     pics = [anime_picture(400, 300, seed=s) for s in range(3)]
     plain = CropSampler(pics, np.random.default_rng(1), pool_size=8, unstamped=1.0)

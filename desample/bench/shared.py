@@ -52,6 +52,15 @@ def build_sets(pictures: list[Image.Image], k: int, n_sets: int, seed: int = 432
     return sets
 
 
+def drawn_sets(folder: str | None, k: int, seeds: list[int]):
+    """(seed, index, previews) of sets of k drawn as `desample bench --shared k` draws them, once per
+    seed: 8 sets of the folder's held-out pictures, or 4 of procedural ones (folder None), for
+    the measuring scripts in examples/."""
+    pictures = shared_pictures(folder, 64)
+    for seed in seeds:
+        for i, previews in enumerate(build_sets(pictures, k, 8 if folder else 4, seed=seed)):
+            yield seed, i, previews
+
 def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Path, log=print) -> dict:
     sets = build_sets(pictures, k, n_sets)
     rows: dict[str, list[dict]] = {}

@@ -160,6 +160,9 @@ def flatten_alpha(im: Image.Image, rng: np.random.Generator | None = None) -> Im
     return im.convert("RGB")
 
 
+_CHANNEL_ORDERS = ("RBG", "GRB", "GBR", "BRG", "BGR")  # every permutation but the identity
+
+
 class CropSampler:
     """Crops (stamped LR, guide, clean LR, HR, matte, mask) from a rolling pool of previews.
 
@@ -168,11 +171,12 @@ class CropSampler:
     """
 
     def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
-                 pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False, stamp_crops: float = 0.5,
-                 unstamped: float = 0.3, unblended: float = 0.0, guide_channels: int = 2):
+                 pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False, channel_shuffle: float = 0.0,
+                 stamp_crops: float = 0.5, unstamped: float = 0.3, unblended: float = 0.0, guide_channels: int = 2):
         """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`).
 
         dihedral: each picture in any of its 8 flips and quarter turns (else mirrored or not).
+        channel_shuffle: share of pictures with their RGB channels permuted (not the identity).
         stamp_crops: share of crops placed on the stamp (the rest anywhere); unstamped: share of
         previews with no stamp at all. Both set the prior the detector learns: a small stamp lies
         in few random crops, and whole pictures are mostly unstamped.
@@ -184,6 +188,7 @@ class CropSampler:
             raise ValueError("unblended crops need a model with 3 guide channels (net: guide_channels 3)")
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
         self.dihedral, self.stamp_crops, self.unstamped = dihedral, stamp_crops, unstamped
+        self.channel_shuffle = channel_shuffle
         self.unblended, self.guide_channels = unblended, guide_channels
         self.pool = [self._new_preview() for _ in range(pool_size)]
 
@@ -203,6 +208,9 @@ class CropSampler:
                 hr = hr.transpose(Image.TRANSPOSE)
             if self.rng.random() < 0.5:
                 hr = hr.transpose(Image.ROTATE_180)
+        if self.rng.random() < self.channel_shuffle:
+            order = _CHANNEL_ORDERS[int(self.rng.integers(len(_CHANNEL_ORDERS)))]
+            hr = Image.merge("RGB", [hr.getchannel(c) for c in order])
         if self.rng.random() < self.unstamped:
             h, w = hr.size[1] // self.scale, hr.size[0] // self.scale
             none = Stamp(np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), "none")

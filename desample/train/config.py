@@ -58,6 +58,9 @@ class TrainConfig:
     # Pictures in all 8 flips/quarter turns, not only mirrored: more variety for the enlargement,
     # which sees the same few hundred pictures for hundreds of thousands of crops.
     dihedral: bool = False
+    # Share of pictures with their RGB channels permuted (hair, eyes and clothes in new colours):
+    # more colour variety for the same pictures; the stamp is drawn afterwards in its own colours.
+    channel_shuffle: float = 0.0
     # Share of crops placed on the stamp, and of previews with no stamp (data.pairs.CropSampler): the
     # detector's prior. Up to run 16 0.75 and 0: it marked 3% of clean pictures as stamp (MODEL_CARD);
     # runs 17-18 0.5 and 0.1; the shipped weights (run 19) 0.5 and 0.3: 2.4%.

@@ -209,7 +209,7 @@ def _pictures(cfg: TrainConfig, d: Dist) -> tuple[PictureSource, list[Image.Imag
 def crop_sampler(cfg: TrainConfig, source, rng: np.random.Generator, net: NetConfig) -> CropSampler:
     """Training crops as the config asks, for one process, a torchrun rank or a swarm peer alike."""
     return CropSampler(source, rng, scale=net.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob, dihedral=cfg.dihedral,
-                       stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped, unblended=cfg.unblended,
+                       channel_shuffle=cfg.channel_shuffle, stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped, unblended=cfg.unblended,
                        guide_channels=net.guide_channels)
 
 
