@@ -243,8 +243,8 @@ def _engine():
 
 def test_shared_estimate_with_a_model_file_that_has_no_matte_output():
     # An ONNX file exported before the matte output: the set's own estimate, confirmed by detection
-    # (and refined with the pictures, as sets under 8 are).
-    from desample.core import detect_stamp
+    # (and refined with the pictures).
+    from desample.core import REFINE_STEP, detect_stamp
     from desample.stamps.estimate import confirmed_by
 
     stamp = classic_sample_stamp(H, W)
@@ -252,7 +252,8 @@ def test_shared_estimate_with_a_model_file_that_has_no_matte_output():
     engine = _engine()
     engine.has_matte = False
     est = estimate_shared(pictures, engine)
-    alone = refine_stamp(confirmed_by(estimate_stamp(pictures), [detect_stamp(p, engine) for p in pictures]), pictures)
+    confirmed = confirmed_by(estimate_stamp(pictures), [detect_stamp(p, engine) for p in pictures])
+    alone = refine_stamp(confirmed, pictures, step=REFINE_STEP)
     np.testing.assert_array_equal(est.matte, alone.matte)
     assert est.matte.max() > 0.3
 

@@ -113,7 +113,8 @@ def refine_stamp(est: StampEstimate, pictures: list[np.ndarray], iterations: int
     (anime sets drawn with seeds 4321, 999, 777, procedural 4321 and 999; 32 sets; shipped
     weights, 2x): inside the stamp +0.42 dB after the inverse blend (25 sets gain, a faint word
     +2.5; 5 lose 0.01-1.2); on sets of 8, whose estimate is closer to start with, -0.28 (8 anime
-    sets): used below core.SURE_FROM pictures only. `python examples/measure_stamp_refinement.py`.
+    sets), but in a third of the step +0.16 (24 sets; core.REFINE_STEP_SURE).
+    `python examples/measure_stamp_refinement.py`.
     Tried and left out: the colour kept smooth too (total variation on W, weight 0.02 or 0.1):
     -0.3 to -1.2 dB on the first 12 of those sets.
     """
