@@ -321,7 +321,7 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
     real previews: the matte covered 3/4 of the picture and outside the stamp the result lost 5.6 dB
     to blind removal); the network's detections across the set mark where the stamp can be.
     """
-    from .stamps.estimate import confirmed_by, estimate_stamp, refine_stamp
+    from .stamps.estimate import confirmed_by, estimate_stamp, filled_where_seen, refine_stamp
 
     engine = as_engine(engine)
     floats = [as_float(p) for p in pictures]
@@ -337,6 +337,8 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
     else:
         est = estimate_stamp(floats, smooth=smooth)
     confirmed = confirmed_by(est, found)
+    if has_matte:
+        confirmed = filled_where_seen(confirmed, found, mattes)
     if refine:
         step = REFINE_STEP if len(floats) < SURE_FROM else REFINE_STEP_SURE
         confirmed = refine_stamp(confirmed, floats, step=step)

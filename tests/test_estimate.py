@@ -9,12 +9,14 @@ from desample.core import estimate_shared, restore, unblend
 from desample.data.procedural import anime_picture
 from desample.metrics import enlarge_mask, psnr
 from desample.stamps.estimate import (
+    OPAQUE,
     StampEstimate,
     _fill_from,
     _mean_under,
     _nan_lower_quantile,
     dilate,
     estimate_stamp,
+    filled_where_seen,
     load_stamp,
     locate,
     poisson_solve,
@@ -219,6 +221,27 @@ def test_refinement_brings_a_wrong_matte_towards_the_truth(off_by):
     assert after < (0.6 if off_by < 1 else 0.9) * before
     np.testing.assert_array_equal(refined.matte[start >= 0.7], start[start >= 0.7])
     assert (refined.matte[~stamp.mask] == 0).all()  # nothing new outside the stamp
+
+def test_what_the_estimate_missed_and_every_detector_sees_is_made_opaque():
+    # A letter the set's estimate left out: seen by all 3 detectors with a strong network matte, it
+    # is painted; seen by 2 of 3, or with a faint matte, it is left alone; the estimate itself is kept.
+    est = StampEstimate(matte=np.zeros((20, 30), np.float32), color=np.ones((20, 30, 3), np.float32),
+                        offsets=[(5, 5), (0, 0), (5, 7)])
+    est.matte[2:8, 2:10] = 0.4
+    found = [np.zeros((40, 50), np.float32) for _ in range(3)]
+    mattes = [np.zeros((40, 50), np.float32) for _ in range(3)]
+    for f, m, (oy, ox) in zip(found, mattes, est.offsets, strict=True):
+        f[oy + 10 : oy + 15, ox + 12 : ox + 20] = 0.9  # the missed letter, in each picture's own place
+        m[oy + 10 : oy + 15, ox + 12 : ox + 20] = 0.8
+        f[oy + 2 : oy + 8, ox + 22 : ox + 26] = 0.9  # a faint glow the network barely mattes
+        m[oy + 2 : oy + 8, ox + 22 : ox + 26] = 0.2
+    found[1][10:15, 2:6] = 0.9  # one picture's false detection (in frame: rows 10-15, cols 2-6)
+    mattes[1][10:15, 2:6] = 0.9
+    filled = filled_where_seen(est, found, mattes)
+    assert (filled.matte[10:15, 12:20] == OPAQUE).all()
+    assert (filled.matte[2:8, 22:26] == 0).all() and (filled.matte[10:15, 2:6] == 0).all()
+    np.testing.assert_array_equal(filled.matte[2:8, 2:10], est.matte[2:8, 2:10])
+    assert ((filled.matte > 0) == ((est.matte > 0) | (filled.matte == OPAQUE))).all()
 
 def test_known_stamp_removes_more_than_blind_with_the_shipped_model():
     stamp = classic_sample_stamp(H, W)

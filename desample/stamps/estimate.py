@@ -40,6 +40,8 @@ CONFIRMED_BY = 2  # ...when at least this many pictures see it there (one pictur
 CONFIRM_WIDEN = 3  # px around what detection confirms (its edges and glow are faint)
 UNKNOWN_KIND = 0.25  # detection confirms less of the matte's mass than this: it does not know the stamp
 MOVED_MARGIN = 1.2  # same-size pictures: a moving stamp is assumed only when its edges agree this much better
+MISSED_SEEN = 0.5  # every picture's detector at least this sure of a stamp the estimate left out...
+MISSED_MATTE = 0.5  # ...and the network's matte there, averaged over the set: it is made opaque (filled_where_seen)
 
 
 @dataclass
@@ -100,6 +102,42 @@ def confirmed_by(est: StampEstimate, found: list[np.ndarray]) -> StampEstimate:
 
 
 
+def filled_where_seen(est: StampEstimate, found: list[np.ndarray], mattes: list[np.ndarray]) -> StampEstimate:
+    """est with what its own support missed of an opaque stamp made opaque (for the network to paint):
+    where est's matte is 0 but every picture's detector sees a stamp (found >= MISSED_SEEN) and the
+    network's matte, averaged over the set, is at least MISSED_MATTE. found, mattes: per picture
+    (H_k, W_k), in est.offsets' order.
+
+    Measured: a dark-grey word (a = 0.88) whose estimate left out 270 of its 2,207 opaque pixels
+    (the pictures agreed on too few of its edges there) while every detector saw them (0.95): the
+    network, told the stamp was only where the estimate put it, left those letters: -5.03 dB inside
+    the stamp against blind removal, -4.10 with this; the 31 other sets of 4 the same (-0.02 once).
+    """
+    h, w = est.matte.shape
+    seen = _in_frame(found, est.offsets, (h, w))
+    matte = _in_frame(mattes, est.offsets, (h, w))
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # pixels no picture reaches: NaN
+        everyone = np.nan_to_num(np.nanmin(seen, axis=0)) >= MISSED_SEEN
+        strong = np.nan_to_num(np.nanmean(matte, axis=0)) >= MISSED_MATTE
+    missed = (est.matte == 0) & everyone & strong
+    if not missed.any():
+        return est
+    return StampEstimate(matte=np.where(missed, OPAQUE, est.matte).astype(np.float32), color=est.color,
+                         offsets=list(est.offsets), misfit=est.misfit)
+
+
+def _in_frame(maps: list[np.ndarray], offsets: list[tuple[int, int]], shape: tuple[int, int]) -> np.ndarray:
+    """Per-picture maps (H_k, W_k[, C]) in the stamp's frame of `shape`, (K, h, w[, C]), NaN where a picture does not reach."""
+    h, w = shape
+    out = np.full((len(maps), h, w, *maps[0].shape[2:]), np.nan, np.float32)
+    for k, (m, (oy, ox)) in enumerate(zip(maps, offsets, strict=True)):
+        y0, x0 = max(oy, 0), max(ox, 0)
+        y1, x1 = min(oy + h, m.shape[0]), min(ox + w, m.shape[1])
+        if y1 > y0 and x1 > x0:
+            out[k, y0 - oy : y1 - oy, x0 - ox : x1 - ox] = m[y0:y1, x0:x1]
+    return out
+
 def refine_stamp(est: StampEstimate, pictures: list[np.ndarray], iterations: int = 100, step: float = 0.003,
                  flatness: float = 0.02, matte_flatness: float = 0.01, keep_from: float = 0.7) -> StampEstimate:
     """est with its matte and colour refined jointly with the pictures under the stamp, as Dekel et
@@ -125,15 +163,9 @@ def refine_stamp(est: StampEstimate, pictures: list[np.ndarray], iterations: int
     moving = (est.matte > 0) & (est.matte < keep_from)
     if not moving.any():
         return est
-    k = len(pictures)
-    seen = np.zeros((k, h, w, 1), np.float32)  # where each picture reaches the stamp's frame
-    stamped = np.zeros((k, h, w, 3), np.float32)
-    for i, (picture, (oy, ox)) in enumerate(zip(pictures, est.offsets, strict=True)):
-        y0, x0 = max(oy, 0), max(ox, 0)
-        y1, x1 = min(oy + h, picture.shape[0]), min(ox + w, picture.shape[1])
-        if y1 > y0 and x1 > x0:
-            stamped[i, y0 - oy : y1 - oy, x0 - ox : x1 - ox] = picture[y0:y1, x0:x1]
-            seen[i, y0 - oy : y1 - oy, x0 - ox : x1 - ox] = 1
+    stamped = _in_frame(pictures, est.offsets, (h, w))
+    seen = np.isfinite(stamped[..., :1]).astype(np.float32)  # where each picture reaches the stamp's frame
+    stamped = np.nan_to_num(stamped)
     matte = est.matte[..., None].astype(np.float32).copy()
     color = est.color.astype(np.float32).copy()
     opaque = np.minimum(matte, OPAQUE)
