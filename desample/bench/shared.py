@@ -61,6 +61,7 @@ def drawn_sets(folder: str | None, k: int, seeds: list[int]):
         for i, previews in enumerate(build_sets(pictures, k, 8 if folder else 4, seed=seed)):
             yield seed, i, previews
 
+
 def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Path, log=print) -> dict:
     sets = build_sets(pictures, k, n_sets)
     rows: dict[str, list[dict]] = {}
