@@ -79,6 +79,21 @@ def test_config_file_and_unknown_options(tmp_path):
         raise AssertionError("an unknown option was accepted")
 
 
+def test_the_l2_pixel_loss_aims_at_the_mean_where_l1_aims_at_the_median():
+    # Under an opaque stamp the picture is uncertain: say two ways in three it was dark, one light.
+    # PSNR rewards the mean of the possibilities; L1's best guess is their median.
+    from desample.train.loop import pixel_loss
+
+    truths = torch.tensor([0.0, 0.0, 0.9])
+    weight = torch.ones(3)
+    guesses = torch.linspace(0, 1, 101)
+    best = {kind: guesses[int(torch.stack([pixel_loss(g - truths, weight, kind) for g in guesses]).argmin())].item()
+            for kind in ("l1", "l2")}
+    assert best["l1"] == pytest.approx(0.0) and best["l2"] == pytest.approx(0.3)
+    with pytest.raises(ValueError, match="pixel_loss"):
+        TrainConfig().updated({"pixel_loss": "l3"})
+
+
 def test_a_changed_validation_set_is_scored_again_before_weights_are_replaced(tmp_path, capsys):
     """Checkpoints from an older stamp synthesis carry a `best` measured on other validation stamps:
     the best weights are measured again on today's set, so worse weights cannot replace them."""
