@@ -222,6 +222,7 @@ def test_refinement_brings_a_wrong_matte_towards_the_truth(off_by):
     np.testing.assert_array_equal(refined.matte[start >= 0.7], start[start >= 0.7])
     assert (refined.matte[~stamp.mask] == 0).all()  # nothing new outside the stamp
 
+
 def test_what_the_estimate_missed_and_every_detector_sees_is_made_opaque():
     # A letter the set's estimate left out: seen by all 3 detectors with a strong network matte, it
     # is painted; seen by 2 of 3, or with a faint matte, it is left alone; the estimate itself is kept.
@@ -235,8 +236,10 @@ def test_what_the_estimate_missed_and_every_detector_sees_is_made_opaque():
         m[oy + 10 : oy + 15, ox + 12 : ox + 20] = 0.8
         f[oy + 2 : oy + 8, ox + 22 : ox + 26] = 0.9  # a faint glow the network barely mattes
         m[oy + 2 : oy + 8, ox + 22 : ox + 26] = 0.2
-    found[1][10:15, 2:6] = 0.9  # one picture's false detection (in frame: rows 10-15, cols 2-6)
-    mattes[1][10:15, 2:6] = 0.9
+    # Two pictures' false detection, strongly matted (in frame: rows 10-15, cols 2-6): the third
+    # picture does not see it there, so it is not painted, though the set's mean matte is 0.6.
+    found[1][10:15, 2:6] = mattes[1][10:15, 2:6] = 0.9
+    found[2][15:20, 9:13] = mattes[2][15:20, 9:13] = 0.9
     filled = filled_where_seen(est, found, mattes)
     letter = np.zeros(est.matte.shape, bool)
     letter[10:15, 12:20] = True
