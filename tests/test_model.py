@@ -56,22 +56,43 @@ def test_save_load_round_trip(tmp_path):
     assert (tmp_path / "m.json").exists()
 
 
+def _same_function_then_backward(model, bigger, h: int, w: int):
+    """Assert that the grown net computes what model does, then backpropagate a loss through it."""
+    x, g = torch.rand(1, 3, h, w), torch.rand(1, 2, h, w)
+    with torch.no_grad():
+        a, b = model(x, g), bigger(x, g)
+    torch.testing.assert_close(b.sr, a.sr)
+    torch.testing.assert_close(b.mask_logits, a.mask_logits)
+    bigger.train()
+    bigger(x, g).sr.square().mean().backward()
+    return x, g, a
+
+
 def test_grow_adds_blocks_that_start_as_the_identity():
     model = randomised(DesampleNet(TINY)).eval()
     bigger = grow(model, {"sr_blocks": TINY.sr_blocks + 2, "blocks": (TINY.blocks[0] + 1, *TINY.blocks[1:])})
     assert bigger.config.sr_blocks == TINY.sr_blocks + 2 and not bigger.training
     assert sum(p.numel() for p in bigger.parameters()) > sum(p.numel() for p in model.parameters())
-    x, g = torch.rand(1, 3, 16, 24), torch.rand(1, 2, 16, 24)
-    with torch.no_grad():
-        a, b = model(x, g), bigger(x, g)
-    torch.testing.assert_close(b.sr, a.sr)
-    torch.testing.assert_close(b.mask_logits, a.mask_logits)
+    _same_function_then_backward(model, bigger, 16, 24)
     # The new blocks can learn: their first conv is random, so the zeroed last conv gets gradients.
-    bigger.train()
-    bigger(x, g).sr.square().mean().backward()
     assert bigger.sr_body[-1].conv2.weight.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="cannot grow"):
         grow(model, {"widths": tuple(w * 2 for w in TINY.widths)})
+
+
+def test_grow_adds_a_deeper_level_that_starts_silent_and_learns():
+    model = randomised(DesampleNet(TINY)).eval()
+    deeper = grow(model, {"widths": (*TINY.widths, 2 * TINY.widths[-1]), "blocks": (*TINY.blocks, 1)})
+    assert deeper.config.multiple == 2 * TINY.multiple and deeper.config.border == 2 * TINY.border
+    x, g, before = _same_function_then_backward(model, deeper, 32, 48)
+    # Its way up starts at zero but gets gradients; once it has moved, the new level is heard.
+    assert deeper.up[0][0].weight.grad.abs().sum() > 0
+    with torch.no_grad():
+        deeper.up[0][0].weight.normal_(0, 0.1)
+        deeper.dec[0].conv2.weight.normal_(0, 0.1)
+    assert (deeper.eval()(x, g).sr - before.sr).abs().max() > 1e-5  # rounding alone stays under 1e-6
+    with pytest.raises(ValueError, match="cannot grow"):  # a deeper level must keep the others' widths
+        grow(model, {"widths": (*TINY.widths[:-1], TINY.widths[-1] + 8, 64), "blocks": (*TINY.blocks, 1)})
 
 
 def test_grow_adds_a_guide_channel_that_starts_unheard():

@@ -43,8 +43,9 @@ class NetConfig:
 
     @property
     def border(self) -> int:
-        """LR pixels at a tile edge that see padding instead of picture: discard them when tiling."""
-        return 16
+        """LR pixels at a tile edge that see padding instead of picture: discard them when tiling
+        (16 for 4 levels; a deeper U-Net sees further)."""
+        return 2 ** len(self.widths)
 
     def to_dict(self) -> dict:
         return asdict(self)

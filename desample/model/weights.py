@@ -69,6 +69,14 @@ def load_weights(path: str | os.PathLike | None = None, dtype: torch.dtype = tor
     return model.to(dtype).eval()
 
 
+def _shift_decoder(key: str, levels: int) -> str:
+    part, _, rest = key.partition(".")
+    if part not in ("up", "dec"):
+        return key
+    i, _, rest = rest.partition(".")
+    return f"{part}.{int(i) + levels}.{rest}"
+
+
 def average_weights(paths: list[str | os.PathLike]) -> DesampleNet:
     """The mean of several weights of one architecture, parameter by parameter (a "model soup").
 
@@ -88,15 +96,22 @@ def average_weights(paths: list[str | os.PathLike]) -> DesampleNet:
 
 
 def grow(model: DesampleNet, overrides: dict) -> DesampleNet:
-    """The same function in a bigger net: `model` with more residual blocks (e.g. {"sr_blocks": 2})
-    or more guide channels ({"guide_channels": 3}).
+    """The same function in a bigger net: `model` with more residual blocks (e.g. {"sr_blocks": 2}),
+    more guide channels ({"guide_channels": 3}) or a deeper U-Net level (widths and blocks one
+    longer, e.g. {"widths": (32, 48, 64, 96, 128), "blocks": (1, 1, 2, 2, 2)}: twice the receptive
+    field for little compute, the new level sees 1/256 of the pixels).
 
     Every weight of `model` keeps its place; each new residual block starts as the identity (its
-    last conv zeroed), and a new guide channel's weights start at zero, so training goes on from
-    what the model already does with room to do more. Other changes (widths) are refused.
+    last conv zeroed), a new guide channel's weights start at zero, and a new level's way back up
+    starts at zero, so training goes on from what the model already does with room to do more.
+    Other changes (other widths) are refused.
     """
     bigger = DesampleNet(NetConfig.from_dict({**model.config.to_dict(), **overrides}))
     old, new = dict(model.state_dict()), bigger.state_dict()
+    deeper = len(bigger.config.widths) - len(model.config.widths)
+    if deeper > 0 and bigger.config.widths[: len(model.config.widths)] == model.config.widths:
+        # The decoder runs from the deepest level up: the old up.i / dec.i are the new up.(i+deeper).
+        old = {_shift_decoder(k, deeper): v for k, v in old.items()}
     head, inputs = old["head.weight"], 3 + model.config.guide_channels
     if new["head.weight"].shape[1] > inputs and new["head.weight"].shape[0] == head.shape[0]:
         old["head.weight"] = torch.cat([head, head.new_zeros(head.shape[0], new["head.weight"].shape[1] - inputs,
@@ -105,15 +120,21 @@ def grow(model: DesampleNet, overrides: dict) -> DesampleNet:
     if reshaped:
         raise ValueError(f"cannot grow {model.config} into {bigger.config}: {reshaped[0]} has no place in it")
     added = sorted(set(new) - set(old))
-    blocks = {k.rsplit(".", 2)[0] for k in added}  # e.g. "sr_body.1"
+    new_levels = {f"{part}.{i}" for i in range(deeper) for part in ("up", "dec")}
+    new_levels |= {f"down.{len(model.config.widths) - 1 + i}" for i in range(deeper)}
+    new_levels |= {f"enc.{len(model.config.widths) + i}" for i in range(deeper)}
+    blocks = {k.rsplit(".", 2)[0] for k in added if k.split(".")[0] + "." + k.split(".")[1] not in new_levels}
     for block in blocks:
         if not isinstance(bigger.get_submodule(block), ResBlock):
             raise ValueError(f"cannot grow {model.config} into {bigger.config}: {block} is not a residual block")
     with torch.no_grad():
-        for block in blocks:
+        for block in blocks | {f"dec.{i}" for i in range(deeper)}:
             conv2 = bigger.get_submodule(block).conv2
             conv2.weight.zero_()
             conv2.bias.zero_()
+        for i in range(deeper):  # the new level adds nothing on the way up until it has learnt something
+            bigger.up[i][0].weight.zero_()
+            bigger.up[i][0].bias.zero_()
     missing, _ = bigger.load_state_dict(old, strict=False)
     assert sorted(missing) == added, "every weight but the new blocks' comes from the model"
     return bigger.train(model.training)
