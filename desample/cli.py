@@ -50,6 +50,18 @@ def _output_paths(pairs: list[tuple[Path, Path]], output: Path) -> list[Path]:
     return outs
 
 
+def _mask_paths(outputs: list[Path], inputs_resolved: set[Path]) -> dict[Path, Path]:
+    """{output: where its stamp mask goes}: NAME.mask.png beside NAME.png, never over an input or an output."""
+    taken = inputs_resolved | {o.resolve() for o in outputs}
+    paths = {}
+    for out in outputs:
+        path = out.with_name(out.stem + ".mask.png")
+        if path.resolve() in taken:
+            raise ValueError(f"--save-mask would write {path} over an input or another output; choose another -o")
+        paths[out] = path
+    return paths
+
+
 def cmd_clean(args) -> int:
     import numpy as np
     from tqdm import tqdm
@@ -66,6 +78,7 @@ def cmd_clean(args) -> int:
         return 2
     outputs = _output_paths(pairs, Path(args.output))
     inputs_resolved = {p.resolve() for p, _ in pairs}
+    mask_paths = _mask_paths(outputs, inputs_resolved) if args.save_mask else {}
     engine = load_engine(args.model, args.engine, args.threads)
     user_mask = None
     if args.mask:
@@ -98,6 +111,8 @@ def cmd_clean(args) -> int:
                              mirror=args.tta)
             del rgb
             save_image(dst, result.rgb, result.alpha)
+            if args.save_mask:
+                save_image(mask_paths[dst], result.mask)
             if not args.quiet:
                 size = f"{result.rgb.shape[1]}x{result.rgb.shape[0]}"
                 tqdm.write(f"{src} -> {dst} ({size}, stamp found on {100 * result.stamp_coverage:.1f}% of the input)")
@@ -334,6 +349,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="auto: ONNX Runtime when installed (the plain install), else PyTorch")
     p.add_argument("--tile", type=int, default=TILE, help="tile size in input pixels (memory is bounded by it)")
     p.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = all cores")
+    p.add_argument("--save-mask", action="store_true",
+                   help="also write NAME.mask.png beside each output: where the stamp was found and removed (white), at "
+                        "the input's size; edit it and give it back with --mask")
     p.add_argument("--skip-existing", action="store_true", help="leave out inputs whose output exists (resume a stopped batch)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_clean)

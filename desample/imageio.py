@@ -122,7 +122,9 @@ def to_uint8(arr: np.ndarray) -> np.ndarray:
 
 
 def to_pil(rgb: np.ndarray, alpha: np.ndarray | None = None) -> Image.Image:
-    """An RGB (or RGBA, with alpha) Pillow picture from float [0,1] or uint8 arrays."""
+    """An RGB (or RGBA, with alpha; L from an (H, W) array) Pillow picture from float [0,1] or uint8 arrays."""
+    if rgb.ndim == 2:
+        return Image.fromarray(to_uint8(rgb), "L")
     if alpha is not None:
         return Image.fromarray(np.concatenate([to_uint8(rgb), to_uint8(alpha)[..., None]], axis=2), "RGBA")
     return Image.fromarray(to_uint8(rgb), "RGB")

@@ -133,3 +133,29 @@ def test_denoise_by_default_for_jpeg_only(tiny_weights, pictures, tmp_path):
         default = clean(name)
         assert np.array_equal(default, clean(name, "--denoise", same_as))
         assert np.abs(default - clean(name, "--denoise", other)).mean() > 0.5
+
+
+def test_save_mask_writes_what_was_removed_and_takes_it_back(tiny_weights, pictures, tmp_path):
+    drawn = np.zeros((30, 40), np.uint8)
+    drawn[5:20, 8:30] = 255  # a box over the stamp, at the picture's size
+    Image.fromarray(drawn).save(tmp_path / "drawn.png")
+    first, second = tmp_path / "first" / "a.png", tmp_path / "second" / "a.png"
+    args = ["--model", tiny_weights, "--no-detect", "--save-mask", "-q"]
+    assert _run(["clean", str(pictures / "a.jpg"), "-o", str(first), "--mask", str(tmp_path / "drawn.png"), *args]) == 0
+    saved = first.with_name("a.mask.png")
+    assert Image.open(saved).mode == "L" and np.array_equal(np.asarray(Image.open(saved)), drawn)
+    # Given back (as after editing it), the saved mask does what the drawn one did.
+    assert _run(["clean", str(pictures / "a.jpg"), "-o", str(second), "--mask", str(saved), *args]) == 0
+    assert np.array_equal(np.asarray(Image.open(second)), np.asarray(Image.open(first)))
+
+
+def test_save_mask_never_writes_over_an_input_or_output(tiny_weights, tmp_path, capsys):
+    src = tmp_path / "src"
+    src.mkdir()
+    anime_picture(20, 20, seed=1).save(src / "a.png")
+    anime_picture(20, 20, seed=2).save(src / "a.mask.png")  # a.png's mask would land on a.mask.png's output
+    before = {p.name: p.read_bytes() for p in src.iterdir()}
+    out = tmp_path / "out"
+    assert _run(["clean", str(src), "-o", str(out), "--model", tiny_weights, "--save-mask", "-q"]) != 0
+    assert "--save-mask would write" in capsys.readouterr().err
+    assert not out.exists() and {p.name: p.read_bytes() for p in src.iterdir()} == before
