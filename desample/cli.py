@@ -89,7 +89,7 @@ def cmd_clean(args) -> int:
     bar = tqdm(list(zip(pairs, outputs, strict=True)), unit="picture", disable=len(pairs) < 2 or args.quiet)
     skipped = 0
     for (src, _), dst in bar:
-        if args.skip_existing and dst.exists():
+        if args.skip_existing and dst.exists() and (not args.save_mask or mask_paths[dst].exists()):
             skipped += 1  # outputs are written atomically: one that exists is complete
             continue
         try:
@@ -352,7 +352,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-mask", action="store_true",
                    help="also write NAME.mask.png beside each output: where the stamp was found and removed (white), at "
                         "the input's size; edit it and give it back with --mask")
-    p.add_argument("--skip-existing", action="store_true", help="leave out inputs whose output exists (resume a stopped batch)")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave out inputs whose output exists, and its mask with --save-mask (resume a stopped batch)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_clean)
 

@@ -147,6 +147,10 @@ def test_save_mask_writes_what_was_removed_and_takes_it_back(tiny_weights, pictu
     # Given back (as after editing it), the saved mask does what the drawn one did.
     assert _run(["clean", str(pictures / "a.jpg"), "-o", str(second), "--mask", str(saved), *args]) == 0
     assert np.array_equal(np.asarray(Image.open(second)), np.asarray(Image.open(first)))
+    # A batch run before without masks is not "finished" for --skip-existing --save-mask: its masks are made.
+    second.with_name("a.mask.png").unlink()
+    assert _run(["clean", str(pictures / "a.jpg"), "-o", str(second), "--mask", str(saved), "--skip-existing", *args]) == 0
+    assert np.array_equal(np.asarray(Image.open(second.with_name("a.mask.png"))), drawn)
 
 
 def test_save_mask_never_writes_over_an_input_or_output(tiny_weights, tmp_path, capsys):
