@@ -93,6 +93,8 @@ def test_grow_adds_a_deeper_level_that_starts_silent_and_learns():
     assert (deeper.eval()(x, g).sr - before.sr).abs().max() > 1e-5  # rounding alone stays under 1e-6
     with pytest.raises(ValueError, match="cannot grow"):  # a deeper level must keep the others' widths
         grow(model, {"widths": (*TINY.widths[:-1], TINY.widths[-1] + 8, 64), "blocks": (*TINY.blocks, 1)})
+    with pytest.raises(ValueError, match="as many blocks as widths"):
+        grow(model, {"widths": (*TINY.widths, 64)})
 
 
 def test_grow_adds_a_guide_channel_that_starts_unheard():
