@@ -36,6 +36,10 @@ class NetConfig:
     opaque_from: float = 0.5  # matte where the painted fill starts to replace the inverse blend
     opaque_to: float = 0.8  # ... and fully replaces it (the inversion amplifies noise by 1/(1-a))
 
+    def __post_init__(self):
+        if len(self.widths) != len(self.blocks):
+            raise ValueError(f"the net needs as many blocks as widths, one per U-Net level: {self.widths} vs {self.blocks}")
+
     @property
     def multiple(self) -> int:
         """Input sides must be a multiple of this (the U-Net halves them len(widths)-1 times)."""

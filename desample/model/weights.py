@@ -106,10 +106,7 @@ def grow(model: DesampleNet, overrides: dict) -> DesampleNet:
     starts at zero, so training goes on from what the model already does with room to do more.
     Other changes (other widths) are refused.
     """
-    config = NetConfig.from_dict({**model.config.to_dict(), **overrides})
-    if len(config.widths) != len(config.blocks):
-        raise ValueError(f"cannot grow {model.config} into {config}: give as many blocks as widths, one per level")
-    bigger = DesampleNet(config)
+    bigger = DesampleNet(NetConfig.from_dict({**model.config.to_dict(), **overrides}))
     old, new = dict(model.state_dict()), bigger.state_dict()
     deeper = len(bigger.config.widths) - len(model.config.widths)
     if deeper > 0 and bigger.config.widths[: len(model.config.widths)] == model.config.widths:
