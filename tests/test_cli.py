@@ -153,6 +153,19 @@ def test_save_mask_writes_what_was_removed_and_takes_it_back(tiny_weights, pictu
     assert np.array_equal(np.asarray(Image.open(second.with_name("a.mask.png"))), drawn)
 
 
+def test_save_mask_is_what_detection_found(tiny_weights, pictures, tmp_path):
+    from desample.core import restore
+    from desample.engine.runtime import load_engine
+    from desample.imageio import load_image, to_uint8
+
+    out = tmp_path / "a.png"
+    assert _run(["clean", str(pictures / "a.jpg"), "-o", str(out), "--model", tiny_weights, "--save-mask", "-q"]) == 0
+    rgb, _ = load_image(pictures / "a.jpg", as_uint8=True)
+    found = restore(rgb, load_engine(tiny_weights)).mask
+    assert found.std() > 0  # the random tiny model's detection is not flat: the comparison below means something
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "a.mask.png")), to_uint8(found))
+
+
 def test_save_mask_never_writes_over_an_input_or_output(tiny_weights, tmp_path, capsys):
     src = tmp_path / "src"
     src.mkdir()

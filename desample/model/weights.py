@@ -123,7 +123,7 @@ def grow(model: DesampleNet, overrides: dict) -> DesampleNet:
     new_levels = {f"{part}.{i}" for i in range(deeper) for part in ("up", "dec")}
     new_levels |= {f"down.{len(model.config.widths) - 1 + i}" for i in range(deeper)}
     new_levels |= {f"enc.{len(model.config.widths) + i}" for i in range(deeper)}
-    blocks = {k.rsplit(".", 2)[0] for k in added if k.split(".")[0] + "." + k.split(".")[1] not in new_levels}
+    blocks = {k.rsplit(".", 2)[0] for k in added if ".".join(k.split(".")[:2]) not in new_levels}  # e.g. "sr_body.1"
     for block in blocks:
         if not isinstance(bigger.get_submodule(block), ResBlock):
             raise ValueError(f"cannot grow {model.config} into {bigger.config}: {block} is not a residual block")
