@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from desample.data.pairs import CropSampler, hr_region, make_preview
+from desample.data.pairs import CropSampler, add_light_spots, hr_region, make_preview
 from desample.data.procedural import anime_picture
 from desample.data.sources import list_pictures, split_holdout
 from desample.train.loop import load_pictures
@@ -110,6 +110,25 @@ def test_crop_sampler_channel_shuffle_permutes_colours():
     shuffled = colours(1.0)
     assert (200, 100, 40) not in shuffled and len(shuffled) > 2
     assert all(sorted(c) == [40, 100, 200] for c in shuffled)
+
+def test_light_spots_are_painted_into_the_truth_not_stamped():
+    # On black, the spots only add light, in round blobs; in the sampler they are part of the
+    # picture (the truth keeps them) and never marked as stamp.
+    black = Image.new("RGB", (300, 240))
+    lit = np.asarray(add_light_spots(black, np.random.default_rng(0)), np.float32)
+    assert lit.shape == (240, 300, 3) and lit.max() > 60 and 0.02 < (lit.max(2) > 10).mean() < 0.9
+    grey = Image.new("RGB", (200, 160), (90, 90, 90))
+
+    def sampler(share):
+        return CropSampler([grey], np.random.default_rng(5), pool_size=12, unstamped=1.0, light_spots=share)
+
+    assert all(np.ptp(pv.hr) == 0 for pv in sampler(0.0).pool)
+    spotted = sampler(1.0)
+    assert all(np.ptp(pv.hr) > 0.05 and pv.hr.mean() > 90 / 255 for pv in spotted.pool)
+    batch = spotted.batch(8, 32)
+    assert batch["mask"].max() == 0 and batch["alpha"].max() == 0
+    assert np.abs(batch["x"] - batch["lr"]).max() < 0.1  # the input is the spotted picture, only JPEG'd
+
 
 def test_crop_sampler_unstamped_previews_and_crops_on_the_stamp():
     pics = [anime_picture(400, 300, seed=s) for s in range(3)]

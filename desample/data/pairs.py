@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFilter
 
 from ..stamps.synthesis import Stamp, apply_stamp, make_stamp
 
@@ -160,6 +160,33 @@ def flatten_alpha(im: Image.Image, rng: np.random.Generator | None = None) -> Im
     return im.convert("RGB")
 
 
+def add_light_spots(hr: Image.Image, rng: np.random.Generator) -> Image.Image:
+    """hr with bokeh circles and soft glows painted in, as part of the picture (not a stamp).
+
+    Why: on clean held-out pictures the shipped model marks bokeh, lens flares and glowing lights
+    as stamp (soft, bright, see-through, like a stamp's glow) and paints them away. Seen as content
+    in training, with the truth keeping them, they teach the detector what is not a stamp.
+    """
+    w, h = hr.size
+    layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(layer)
+    base = rng.integers(150, 256, 3)
+    for _ in range(int(rng.integers(2, 16))):
+        r = float(rng.uniform(0.01, 0.08)) * max(w, h)
+        cx, cy = rng.uniform(-r, w + r), rng.uniform(-r, h + r)
+        colour = np.clip(base + rng.integers(-40, 41, 3), 0, 255)
+        opacity = int(rng.integers(40, 180))
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(*map(int, colour), opacity))
+    # Sharp-edged bokeh discs or soft glows.
+    layer = layer.filter(ImageFilter.GaussianBlur(float(rng.uniform(0.5, 0.02 * max(w, h)))))
+    if rng.random() < 0.5:  # light adds: screen the spots on (bright where they overlap)
+        a = np.asarray(layer, np.float32) / 255.0
+        pic = np.asarray(hr.convert("RGB"), np.float32) / 255.0
+        spot = a[..., :3] * a[..., 3:]
+        return Image.fromarray(np.clip((1 - (1 - pic) * (1 - spot)) * 255 + 0.5, 0, 255).astype(np.uint8))
+    return Image.alpha_composite(hr.convert("RGBA"), layer).convert("RGB")
+
+
 _CHANNEL_ORDERS = ("RBG", "GRB", "GBR", "BRG", "BGR")  # every permutation but the identity
 
 
@@ -172,7 +199,8 @@ class CropSampler:
 
     def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
                  pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False, channel_shuffle: float = 0.0,
-                 stamp_crops: float = 0.5, unstamped: float = 0.3, unblended: float = 0.0, guide_channels: int = 2):
+                 stamp_crops: float = 0.5, unstamped: float = 0.3, unblended: float = 0.0, guide_channels: int = 2,
+                 light_spots: float = 0.0):
         """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`).
 
         dihedral: each picture in any of its 8 flips and quarter turns (else mirrored or not).
@@ -183,12 +211,13 @@ class CropSampler:
         unblended: share of crops of stamped previews given as `--shared` gives them, the stamp
         inverted by an imperfect estimate and the inverted matte in a third guide channel: the
         model learns to clean what the estimate's errors leave (needs guide_channels 3).
+        light_spots: share of pictures with bokeh and glows painted in as content (add_light_spots).
         """
         if unblended > 0 and guide_channels < 3:
             raise ValueError("unblended crops need a model with 3 guide channels (net: guide_channels 3)")
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
         self.dihedral, self.stamp_crops, self.unstamped = dihedral, stamp_crops, unstamped
-        self.channel_shuffle = channel_shuffle
+        self.channel_shuffle, self.light_spots = channel_shuffle, light_spots
         self.unblended, self.guide_channels = unblended, guide_channels
         self.pool = [self._new_preview() for _ in range(pool_size)]
 
@@ -211,6 +240,8 @@ class CropSampler:
         if self.rng.random() < self.channel_shuffle:
             order = _CHANNEL_ORDERS[int(self.rng.integers(len(_CHANNEL_ORDERS)))]
             hr = Image.merge("RGB", [hr.getchannel(c) for c in order])
+        if self.rng.random() < self.light_spots:
+            hr = add_light_spots(hr, self.rng)
         if self.rng.random() < self.unstamped:
             h, w = hr.size[1] // self.scale, hr.size[0] // self.scale
             none = Stamp(np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), "none")

@@ -69,6 +69,9 @@ class TrainConfig:
     # runs 17-18 0.5 and 0.1; the shipped weights (run 19) 0.5 and 0.3: 2.4%.
     stamp_crops: float = 0.5
     unstamped: float = 0.3
+    # Share of pictures with bokeh circles and soft glows painted in as content (data.pairs.add_light_spots):
+    # what the shipped model mistakes for a stamp's glow on clean pictures.
+    light_spots: float = 0.0
     pool: int = 48  # previews kept in memory for cropping
     refresh: int = 3  # previews replaced per step
     val_every: int = 750
