@@ -111,6 +111,7 @@ def test_crop_sampler_channel_shuffle_permutes_colours():
     assert (200, 100, 40) not in shuffled and len(shuffled) > 2
     assert all(sorted(c) == [40, 100, 200] for c in shuffled)
 
+
 def test_light_spots_are_painted_into_the_truth_not_stamped():
     # On black, the spots only add light, in round blobs; in the sampler they are part of the
     # picture (the truth keeps them) and never marked as stamp.

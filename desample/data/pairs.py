@@ -163,9 +163,10 @@ def flatten_alpha(im: Image.Image, rng: np.random.Generator | None = None) -> Im
 def add_light_spots(hr: Image.Image, rng: np.random.Generator) -> Image.Image:
     """hr with bokeh circles and soft glows painted in, as part of the picture (not a stamp).
 
-    Why: on clean held-out pictures the shipped model marks bokeh, lens flares and glowing lights
-    as stamp (soft, bright, see-through, like a stamp's glow) and paints them away. Seen as content
-    in training, with the truth keeping them, they teach the detector what is not a stamp.
+    Why: on clean held-out pictures a model trained without them marked bokeh, lens flares and
+    glowing lights as stamp (soft, bright, see-through, like a stamp's glow) and painted them away
+    (1.8% of the picture; 1.4% after training with them, MODEL_CARD run 46). Seen as content in
+    training, with the truth keeping them, they teach the detector what is not a stamp.
     """
     w, h = hr.size
     layer = Image.new("RGBA", (w, h), (0, 0, 0, 0))
