@@ -18,14 +18,19 @@ from .engine.tiling import run_tiled
 SCALES = (1, 2, 4)
 KEEP_AWAY = 8  # input px around where a stamp may be (probability > 0.2) that _keep_noise leaves alone
 BAND = 256  # rows per band where whole-picture temporaries would grow with the picture
-# With a mask, its pixels are repainted from their surroundings as much as the network's own matte
-# says they are stamped: none below FROM, all above FULL (nothing shows through there). Measured
-# (shipped weights, examples/measure_mask_fill.py: 60 procedural previews, 5 kinds; mean error in the
-# stamp / whole picture; blind 0.0806 / 0.0119): loose box mask as a guide alone 0.0797 / 0.0130,
-# this 0.0675 / 0.0130; exact mask as a guide 0.0822 / 0.0114, this 0.0648 / 0.0103. Held-out anime,
-# true masks (`desample bench --limit 8 --methods desample_mask`): in the stamp 23.48 -> 23.95 dB,
-# whole picture 27.95 -> 27.76 (tiled stamps lose: 19.93 -> 18.79; a fill cannot know what showed through).
-FILL_FROM_MATTE, FILL_FULL_MATTE = 0.05, 0.5
+# With a mask, its pixels start from the network's own blind removal (what shows through a
+# see-through stamp is kept) and are repainted from their surroundings as much as the network's own
+# matte says nothing shows through: none below FROM, all above FULL. Measured with true masks,
+# step-36,000 weights (`desample bench --images ../shared/data/anime --limit 8 --methods
+# desample_mask`; 16 previews, in the stamp / whole picture; blind 23.34 / 27.92): starting from the
+# picture as given and repainting from a matte of 0.05 to 0.5 (session 10 to 24) 23.70 / 27.84 (large
+# Japanese words 18.81, blind 20.42: a fill cannot know what showed through); from the network's own
+# removal, repainting from 0.3 to 0.8, 24.54 / 28.27 (those words 20.89); the same on 72 previews
+# (`--limit 24 --kinds-per-picture 3`; blind 21.66 / 26.67): 22.43 / 26.87 -> 22.74 / 27.10; 0.5 to 0.8,
+# 0.2 to 0.8, 0.3 to 0.7 or 0.9 within 0.06 dB of it. Procedural previews (examples/measure_mask_fill.py,
+# 60 previews, 5 kinds; mean error in the stamp / whole picture, blind 0.0826 / 0.0131): loose box
+# mask 0.0695 / 0.0139 -> 0.0687 / 0.0136, exact mask 0.0652 / 0.0107 -> 0.0657 / 0.0103.
+FILL_FROM_MATTE, FILL_FULL_MATTE = 0.3, 0.8
 UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above, noise x1/(1-a) is too much
 # With fewer than SURE_FROM pictures, `--shared` falls back to blind removal when the estimated
 # stamp does not explain its pictures (StampEstimate.misfit over MISFIT_LIMIT). Measured on 32 sets
@@ -205,9 +210,10 @@ def restore(
     denoise: 1 = the model's full JPEG noise reduction; lower puts that share of what the model
     changed outside the stamp (grain, texture, noise, colour drift) back; 0 = none: the output, made
     small again, equals the input there. 0 suits pictures never JPEG-compressed (see _keep_noise).
-    With a mask, its pixels where the network itself sees the stamp (its matte, see FILL_FROM_MATTE)
-    are repainted from their surroundings, and the network, guided by the mask, refines them: a mask
-    painted loosely around a stamp then helps as much as one drawn on its edges.
+    With a mask, its pixels start from the network's own blind removal, those the network sees
+    opaque (its matte, see FILL_FROM_MATTE) are repainted from their surroundings, and the network,
+    guided by the mask, refines them: a mask painted loosely around a stamp then helps as much as
+    one drawn on its edges.
     inpaint: all of the mask's pixels are repainted (nothing under them is kept): best for a mask
     that is exactly the stamp; a loose one loses the picture inside it (measured, see FILL_FROM_MATTE).
     mirror: also run on the mirrored picture and average (twice the time; measured +0.1 dB on clean
@@ -235,26 +241,33 @@ def restore(
             from .stamps.estimate import harmonic_fill
 
             # One blind pass (not needed to repaint all of the mask with detection off): where the
-            # network sees the stamp by itself, and its matte.
-            found_blind = matte = None
+            # network sees the stamp by itself, its matte, and the picture without it.
+            found_blind = matte = own_removal = None
             if detect or not inpaint:
                 found_blind, matte = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+                own_removal = np.empty((h, w, 3), np.float32)
                 has_matte = getattr(engine, "has_matte", False)  # an old 3-output ONNX file has none
-                _pass(engine, rgb, None, tile, None, None, found_blind, matte_out=matte if has_matte else None)
+                _pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte if has_matte else None)
                 if not has_matte:
                     matte = None
-            # The mask's pixels, or only those the network sees stamped, are repainted from their
-            # surroundings, then the network refines: as a guide alone the mask changes little.
-            # Where the network's matte says the picture shows through, it is only partly repainted.
-            if inpaint:
-                seen = np.ones((h, w), np.float32)
-            elif matte is not None:
-                seen = np.clip((matte - FILL_FROM_MATTE) / (FILL_FULL_MATTE - FILL_FROM_MATTE), 0, 1)
-            else:
-                seen = found_blind
-            seen = np.where(mask > 0.5, seen, 0)[..., None]
+            inside = mask > 0.5
             rgb = as_float(rgb)
-            rgb = rgb + seen * (harmonic_fill(rgb, seen[..., 0] > 0) - rgb)
+            if not inpaint:
+                # Inside the mask start from the network's own removal: what shows through a
+                # see-through stamp is kept, where a fill from the surroundings would lose it.
+                rgb = np.where(inside[..., None], own_removal, rgb)
+            del own_removal
+            # Where nothing shows through (the network's matte), the mask's pixels are repainted from
+            # their surroundings; then the network, guided by the mask, refines: as a guide alone
+            # the mask changes little.
+            if inpaint:
+                opaque = np.ones((h, w), np.float32)
+            elif matte is not None:
+                opaque = np.clip((matte - FILL_FROM_MATTE) / (FILL_FULL_MATTE - FILL_FROM_MATTE), 0, 1)
+            else:
+                opaque = found_blind
+            opaque = np.where(inside, opaque, 0)[..., None]
+            rgb = rgb + opaque * (harmonic_fill(rgb, opaque[..., 0] > 0) - rgb)
             if detect:  # a mask paints over what detection missed: add what the network finds by itself
                 mask = np.maximum(mask, (found_blind > 0.5).astype(np.float32))
     inverted = None

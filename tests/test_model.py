@@ -264,24 +264,46 @@ def test_restore_options_detect_denoise_inpaint(monkeypatch):
         restore(rgb, model, denoise=1.5)
 
 
-@pytest.mark.parametrize("scale", [1, 2, 4])
-def test_mirror_averages_the_picture_and_its_mirror_image(scale, monkeypatch):
-    # the mask's fill follows the net's matte of the picture as given: off, the flip alone is compared
+def test_a_mask_starts_from_the_networks_own_removal(monkeypatch):
+    """Inside a mask what shows through a see-through stamp is kept: the masked pixels start from the
+    network's own blind removal, not from a fill (only where its matte says nothing shows through)."""
     monkeypatch.setattr(core, "FILL_FROM_MATTE", 1.0)
-    monkeypatch.setattr(core, "FILL_FULL_MATTE", 2.0)
+    monkeypatch.setattr(core, "FILL_FULL_MATTE", 2.0)  # it sees nothing opaque: nothing is filled
+    model = randomised(DesampleNet(TINY))
+    engine = core.as_engine(model)
+    rgb = np.random.default_rng(3).random((24, 32, 3)).astype(np.float32)
+    mask = np.zeros((24, 32), np.float32)
+    mask[8:16, 8:16] = 1
+
+    def guided_pass(start):
+        out = np.empty_like(rgb)
+        core._pass(engine, start, mask, 512, None, out, None)
+        return out
+
+    own_removal = np.empty_like(rgb)
+    core._pass(engine, rgb, None, 512, None, own_removal, np.zeros((24, 32), np.float32))
+    got = restore(rgb, model, scale=1, mask=mask, detect=False).rgb
+    np.testing.assert_allclose(got, guided_pass(np.where(mask[..., None] > 0.5, own_removal, rgb)), atol=1e-5)
+    assert np.abs(got - guided_pass(rgb)).max() > 1e-3  # not the picture as given
+
+
+@pytest.mark.parametrize("scale", [1, 2, 4])
+def test_mirror_averages_the_picture_and_its_mirror_image(scale):
+    # Without inpaint the masked pixels start from the net's own removal of the picture as given,
+    # which a flipped picture does not mirror: with inpaint (a fill alone) the flip alone is compared.
     model = randomised(DesampleNet(TINY))
     rgb = np.random.default_rng(1).random((37, 51, 3)).astype(np.float32)
     mask = np.zeros((37, 51), np.float32)
     mask[5:20, 3:30] = 1  # lopsided: a flip that forgot to flip the mask back would show
-    plain = restore(rgb, model, scale=scale, mask=mask, detect=False)
-    flipped = restore(rgb[:, ::-1], model, scale=scale, mask=mask[:, ::-1], detect=False)
-    both = restore(rgb, model, scale=scale, mask=mask, detect=False, mirror=True)
+    plain = restore(rgb, model, scale=scale, mask=mask, detect=False, inpaint=True)
+    flipped = restore(rgb[:, ::-1], model, scale=scale, mask=mask[:, ::-1], detect=False, inpaint=True)
+    both = restore(rgb, model, scale=scale, mask=mask, detect=False, inpaint=True, mirror=True)
     if scale == 4:  # the second 2x pass is mirrored too: the averages differ from this simple one
         assert np.abs(both.rgb - (plain.rgb + flipped.rgb[:, ::-1]) / 2).mean() < 0.02
     else:
         np.testing.assert_allclose(both.rgb, (plain.rgb + flipped.rgb[:, ::-1]) / 2, atol=1e-5)
     assert np.abs(both.rgb - plain.rgb).mean() > 1e-3  # the mirror changed something
-    as_bytes = restore(rgb, model, scale=scale, mask=mask, detect=False, mirror=True, dtype=np.uint8).rgb
+    as_bytes = restore(rgb, model, scale=scale, mask=mask, detect=False, inpaint=True, mirror=True, dtype=np.uint8).rgb
     # 8-bit averaging rounds once (at 4x the 2x in between is 8-bit too: a few levels more, here and there)
     assert np.abs(as_bytes / 255.0 - both.rgb).max() <= (1.5 if scale < 4 else 4) / 255
 
