@@ -255,7 +255,8 @@ def restore(
             if not inpaint:
                 # Inside the mask start from the network's own removal: what shows through a
                 # see-through stamp is kept, where a fill from the surroundings would lose it.
-                rgb = np.where(inside[..., None], own_removal, rgb)
+                np.copyto(own_removal, rgb, where=~inside[..., None])  # in our own array: no third copy
+                rgb = own_removal
             del own_removal
             # Where nothing shows through (the network's matte), the mask's pixels are repainted from
             # their surroundings; then the network, guided by the mask, refines: as a guide alone
