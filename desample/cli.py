@@ -335,8 +335,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stamp", help="a known stamp (RGBA: colour + matte, from `desample estimate`), found in each picture")
     p.add_argument("--shared", action="store_true", help="the inputs share one stamp: estimate it from all of them first")
     p.add_argument("--inpaint", action="store_true", help="repaint all of the --mask area from its surroundings before "
-                   "the network refines it (a mask that is exactly the stamp; without it only the mask's pixels "
-                   "the network sees stamped are repainted)")
+                   "the network refines it (an opaque stamp, e.g. a logo; without it the mask's pixels start from the "
+                   "network's own removal and only those it sees opaque are repainted)")
     p.add_argument("--no-detect", action="store_true", help="no automatic stamp detection: enlarge and denoise only "
                    "(a --mask or --stamp is still removed)")
     p.add_argument("--denoise", type=float, default=None, help="JPEG noise reduction, 0 to 1: 1 = the model's full "

@@ -299,8 +299,8 @@ def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: 
         detect: Annotated[bool, Form(description="look for the stamp automatically")] = True,
         mask: Annotated[UploadFile | None, File(description="white where the stamp is (painted by hand), any size")] = None,
         inpaint: Annotated[bool, Form(description="repaint all of the mask's pixels from their surroundings, "
-                                                  "then refine (a mask that is exactly the stamp); false: only "
-                                                  "those the network sees stamped (a loosely painted mask)")] = False,
+                                                  "then refine (an opaque stamp, e.g. a logo); false: they start from "
+                                                  "the network's own removal, only those it sees opaque are repainted")] = False,
         stamp: Annotated[UploadFile | None, File(description="a shared stamp from /api/estimate (RGBA)")] = None,
         tta: Annotated[bool, Form(description="also run on the mirrored picture and average: twice the time, ~+0.1 dB")] = False,
     ):
