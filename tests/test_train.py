@@ -94,6 +94,19 @@ def test_the_l2_pixel_loss_aims_at_the_mean_where_l1_aims_at_the_median():
         TrainConfig().updated({"pixel_loss": "l3"})
 
 
+def test_the_edge_loss_sees_a_blurred_stroke_but_not_a_brightness_offset():
+    from desample.train.loop import edge_loss
+
+    truth = torch.zeros(1, 3, 8, 8)
+    truth[..., 3:5] = 1.0  # a vertical stroke, 2 px wide
+    blurred = torch.nn.functional.avg_pool2d(truth, (1, 3), stride=1, padding=(0, 1), count_include_pad=False)
+    weight = torch.ones(1, 1, 8, 8)
+    assert edge_loss((truth + 0.1) - truth, weight).item() == pytest.approx(0.0, abs=1e-7)
+    assert edge_loss(blurred - truth, weight).item() > 0.05
+    # Only where weighted: the stroke's columns at weight 0 and the rest of the picture is flat.
+    assert edge_loss(blurred - truth, torch.zeros(1, 1, 8, 8)).item() == 0.0
+
+
 def test_a_changed_validation_set_is_scored_again_before_weights_are_replaced(tmp_path, capsys):
     """Checkpoints from an older stamp synthesis carry a `best` measured on other validation stamps:
     the best weights are measured again on today's set, so worse weights cannot replace them."""

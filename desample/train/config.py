@@ -50,6 +50,9 @@ class TrainConfig:
     # On the pictures: "l1", or "l2" (root of the weighted MSE; loop.pixel_loss). Run 37, l2 from the
     # shipped weights: -0.07 dB on validation in 1,250 steps, inside the stamp -0.18: l1 kept.
     pixel_loss: str = "l1"
+    # Weight of an L1 on the 2x output's neighbour differences against the truth's (weighted as the
+    # picture's L1): line art is where desample trails waifu2x on clean pictures (softer strokes).
+    edge_loss: float = 0.0
     mask_loss: float = 0.3  # weight of the mask BCE + dice (0.1 until run 21: 3x gave IoU +0.007, fewer false marks)
     matte_loss: float = 0.5  # weight of the matte L1 (+ half as much colour L1 where the stamp is)
     guide_prob: float = 0.3  # how often the true matte/mask is given as guide

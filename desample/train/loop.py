@@ -80,7 +80,19 @@ def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) ->
     a = batch["alpha"] * supervised
     l_color = (a * (out.color - batch["color"]).abs()).sum() / (3 * a.sum() + 1e-6)
     total = l_hr + cfg.lr_loss * l_lr + cfg.mask_loss * (bce + dice) + cfg.matte_loss * (l_matte + 0.5 * l_color)
-    return {"loss": total, "l1_hr": l_hr, "l1_lr": l_lr, "bce": bce, "dice": dice, "matte": l_matte, "color": l_color}
+    parts = {"l1_hr": l_hr, "l1_lr": l_lr, "bce": bce, "dice": dice, "matte": l_matte, "color": l_color}
+    if cfg.edge_loss > 0:
+        parts["edge"] = edge_loss(out.sr - batch["hr"], w_hr)
+        total = total + cfg.edge_loss * parts["edge"]
+    return {"loss": total, **parts}
+
+
+def edge_loss(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted L1 of the error's differences between neighbours (the output's steps against the
+    truth's): a blurred or shifted stroke costs here even where its mean is right."""
+    dx = (error[..., :, 1:] - error[..., :, :-1]).abs() * weight[..., :, 1:]
+    dy = (error[..., 1:, :] - error[..., :-1, :]).abs() * weight[..., 1:, :]
+    return dx.mean() + dy.mean()
 
 
 def scheduled_lr(cfg: TrainConfig, step: int) -> float:
