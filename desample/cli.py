@@ -238,8 +238,8 @@ def cmd_bench(args) -> int:
     threads = args.threads or os.cpu_count() or 1
     torch.set_num_threads(threads)  # bicubic and the PyTorch engine
     engine = load_engine(args.model, args.engine, threads)
-    cases = build_cases(args.images, args.limit, args.kinds_per_picture, args.all)
-    methods = build_methods(engine, args.methods, threads)
+    cases = build_cases(args.images, args.limit, args.kinds_per_picture, args.all, args.scale)
+    methods = build_methods(engine, args.methods, threads, args.scale)
     print(f"{len(cases)} previews, methods: {', '.join(m.name for m in methods)}")
     results, outputs = run_bench(cases, methods, args.model, threads, memory=not args.no_memory, engine=args.engine)
     if any(m.name.startswith("desample") for m in methods):
@@ -410,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--methods", nargs="+", help="method names (default: all available)")
     b.add_argument("--limit", type=int, help="at most this many pictures")
     b.add_argument("--kinds-per-picture", type=int, default=2, help="stamp kinds per picture (cycling over all kinds)")
+    b.add_argument("--scale", type=int, default=2, choices=(2, 4), help="enlargement compared (4x: each peer's own 4x, "
+                   "waifu2x's 2x twice; a folder's pictures are the 4x truth, so its previews are a quarter of their size)")
     b.add_argument("--model", default=None, help="model file (.onnx or .safetensors); default: the shipped model")
     b.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"), help="engine for desample's methods")
     b.add_argument("--threads", type=int, default=0, help="CPU threads for every method; 0 = all cores")

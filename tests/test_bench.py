@@ -25,6 +25,43 @@ def test_tiny_bench_end_to_end(tiny_weights, tmp_path):
     assert (out / "speed_quality.png").exists()
 
 
+def test_bench_at_4x_scores_4x_outputs_against_a_4x_truth(tiny_weights, tmp_path):
+    out = tmp_path / "bench4"
+    code = main(["bench", "--scale", "4", "--methods", "bicubic", "desample", "--limit", "1", "--kinds-per-picture", "1",
+                 "--out", str(out), "--model", tiny_weights, "--threads", "1", "--no-memory"])
+    assert code == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["scale"] == 4 and results["n_cases"] == 1
+    rows = {r["method"]: r for r in results["cases"]}
+    # 233x330 previews of 932x1320 procedural pictures: the output has 16x the input's pixels.
+    for row in rows.values():
+        assert row["out_mpix_per_s"] * row["seconds"] == pytest.approx(932 * 1320 / 1e6)
+    assert 15 < rows["bicubic"]["psnr"] < 50  # scored against its own 4x truth, not a misaligned one
+    assert "1 stamped previews, 4x" in (out / "report.md").read_text()
+    assert Image.open(out / "crops.png").width > 100
+
+
+def test_each_method_is_released_once_it_has_run_every_case():
+    # A peer's model at 4x holds GBs: the bench drops it before the next method loads its own.
+    from desample.bench.methods import Method
+    from desample.bench.run import build_cases, run_bench
+    from desample.core import bicubic
+
+    cases = build_cases(None, 1, 2)
+    log = []
+
+    def make(name):
+        def run(c):
+            log.append(("run", name))
+            return bicubic(c.stamped, 2)
+
+        return Method(name, run, "stamped", release=lambda: log.append(("release", name)))
+
+    run_bench(cases, [make("a"), make("b")], None, threads=1, memory=False, log=lambda *_: None)
+    # a: warm-up + 2 cases, then released before b starts.
+    assert log == [("run", "a")] * 3 + [("release", "a")] + [("run", "b")] * 3 + [("release", "b")]
+
+
 def test_a_picture_folder_gets_no_crops_unless_asked(tiny_weights, tmp_path):
     from desample.data.procedural import anime_picture
 

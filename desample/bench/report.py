@@ -16,7 +16,7 @@ def markdown_table(results: dict, command: str) -> str:
     s = results["summary"]
     ref = s.get("desample", {}).get("out_mpix_per_s")
     lines = [
-        f"{results['n_cases']} stamped previews, 2x, {results['threads']} thread(s). Made by `{command}`.",
+        f"{results['n_cases']} stamped previews, {results.get('scale', 2)}x, {results['threads']} thread(s). Made by `{command}`.",
         "",
         "| method | input | PSNR | PSNR-Y | SSIM | PSNR in stamp | PSNR outside | ΔE00 | s/picture (median) | output MP/s"
         " | speed vs desample | peak RSS MB |",
@@ -52,15 +52,16 @@ def _font(size):
 
 def crops_figure(cases: list[Preview], outputs: dict[str, list[np.ndarray]], path: Path, n: int = 3, crop: int = 160) -> None:
     """Rows = pictures, columns = input, each method, truth; crops centred on the stamp."""
-    names = ["input (pixels 2x)", *outputs.keys(), "truth"]
+    s = cases[0].hr.shape[0] // cases[0].stamped.shape[0]
+    names = [f"input (pixels {s}x)", *outputs.keys(), "truth"]
     tiles = []
     for i in range(min(n, len(cases))):
         c = cases[i]
         ys, xs = np.nonzero(c.mask)
-        cy, cx = (int(ys.mean()) * 2, int(xs.mean()) * 2) if len(ys) else (c.hr.shape[0] // 2, c.hr.shape[1] // 2)
+        cy, cx = (int(ys.mean()) * s, int(xs.mean()) * s) if len(ys) else (c.hr.shape[0] // 2, c.hr.shape[1] // 2)
         y0 = int(np.clip(cy - crop // 2, 0, max(0, c.hr.shape[0] - crop)))
         x0 = int(np.clip(cx - crop // 2, 0, max(0, c.hr.shape[1] - crop)))
-        pixels = np.repeat(np.repeat(c.stamped, 2, axis=0), 2, axis=1)  # the input as it is, no interpolation
+        pixels = np.repeat(np.repeat(c.stamped, s, axis=0), s, axis=1)  # the input as it is, no interpolation
         row = [pixels, *[o[i] for o in outputs.values()], c.hr]
         tiles.append([to_uint8(r[y0 : y0 + crop, x0 : x0 + crop]) for r in row])
     label_h = 18
@@ -104,5 +105,5 @@ def speed_quality_plot(results: dict, path: Path, size=(720, 480)) -> None:
     for t in np.arange(np.ceil(y0), np.floor(y1) + 1, 2):
         _, Y = px(x0, t)
         d.text((8, Y - 6), f"{t:.0f} dB", fill=(0, 0, 0), font=f)
-    d.text((m, 20), "whole-picture PSNR vs speed, stamped 2x previews", fill=(0, 0, 0), font=f)
+    d.text((m, 20), f"whole-picture PSNR vs speed, stamped previews, {results.get('scale', 2)}x", fill=(0, 0, 0), font=f)
     img.save(path)

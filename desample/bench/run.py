@@ -26,7 +26,11 @@ from ..train.validation import build_validation_set
 METRICS = ("psnr", "psnr_y", "ssim", "psnr_in", "psnr_out", "delta_e")
 
 
-def build_cases(images: str | None, limit: int | None, kinds_per_picture: int, use_all: bool = False) -> list[Preview]:
+def build_cases(images: str | None, limit: int | None, kinds_per_picture: int, use_all: bool = False,
+                scale: int = 2) -> list[Preview]:
+    """Stamped previews to enlarge `scale` times, with their truth: a folder's validation split (its
+    pictures are the truth; previews are shrunk from them, to at most 330 px at 2x: at 4x the
+    truth is the whole picture, whose size sets the preview's), or procedural pictures (233x330 previews)."""
     if images:
         from ..train.loop import load_pictures
 
@@ -37,10 +41,10 @@ def build_cases(images: str | None, limit: int | None, kinds_per_picture: int, u
         if not pictures:
             raise ValueError(f"no readable pictures in {images}" + ("" if use_all else " (validation split; try --all)"))
     else:
-        pictures = [anime_picture(466, 660, seed=90_000 + i) for i in range(limit or 4)]
+        pictures = [anime_picture(233 * scale, 330 * scale, seed=90_000 + i) for i in range(limit or 4)]
     if limit:
         pictures = pictures[:limit]
-    return build_validation_set(pictures, kinds_per_picture=kinds_per_picture)
+    return build_validation_set(pictures, scale=scale, kinds_per_picture=kinds_per_picture)
 
 
 def _mean(values):
@@ -53,7 +57,7 @@ def _memory_child(method_name, model_path, engine_name, case, threads, queue):
     from .methods import build_methods
 
     engine = load_engine(model_path, engine_name, threads)
-    [method] = build_methods(engine, [method_name], threads)
+    [method] = build_methods(engine, [method_name], threads, case.hr.shape[0] // case.stamped.shape[0])
     method.run(case)
     queue.put(_peak_rss_mb())
 
@@ -95,10 +99,12 @@ def run_bench(cases: list[Preview], methods, model_path: str | None, threads: in
             seconds = time.perf_counter() - t0
             row = {"method": m.name, "case": i, "kind": case.kind, "seconds": seconds,
                    "out_mpix_per_s": out.shape[0] * out.shape[1] / 1e6 / seconds}
-            row.update(picture_metrics(out, case.hr, case.mask, 2))
+            row.update(picture_metrics(out, case.hr, case.mask, case.hr.shape[0] // case.stamped.shape[0]))
             rows.append(row)
             if i < keep and m.input == "stamped":
                 kept.setdefault(m.name, []).append(out)
+        if m.release:
+            m.release()
         s = {k: _mean([r[k] for r in rows]) for k in (*METRICS, "seconds", "out_mpix_per_s")}
         s["seconds_median"] = float(np.median([r["seconds"] for r in rows]))
         s["input"], s["note"] = m.input, m.note
@@ -115,7 +121,8 @@ def run_bench(cases: list[Preview], methods, model_path: str | None, threads: in
                for k in kinds}
         for name in summary
     }
-    results = {"summary": summary, "by_kind": by_kind, "cases": per_case, "n_cases": len(cases), "threads": threads}
+    results = {"summary": summary, "by_kind": by_kind, "cases": per_case, "n_cases": len(cases), "threads": threads,
+               "scale": cases[0].hr.shape[0] // cases[0].stamped.shape[0]}
     return results, kept
 
 
