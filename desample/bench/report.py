@@ -10,6 +10,7 @@ from PIL import Image, ImageDraw
 from ..data.pairs import Preview
 from ..imageio import to_uint8
 from ..stamps.fonts import available_fonts, load_font
+from .run import scale_of
 
 
 def markdown_table(results: dict, command: str) -> str:
@@ -52,7 +53,7 @@ def _font(size):
 
 def crops_figure(cases: list[Preview], outputs: dict[str, list[np.ndarray]], path: Path, n: int = 3, crop: int = 160) -> None:
     """Rows = pictures, columns = input, each method, truth; crops centred on the stamp."""
-    s = cases[0].hr.shape[0] // cases[0].stamped.shape[0]
+    s = scale_of(cases[0])
     names = [f"input (pixels {s}x)", *outputs.keys(), "truth"]
     tiles = []
     for i in range(min(n, len(cases))):

@@ -47,6 +47,11 @@ def build_cases(images: str | None, limit: int | None, kinds_per_picture: int, u
     return build_validation_set(pictures, scale=scale, kinds_per_picture=kinds_per_picture)
 
 
+def scale_of(case: Preview) -> int:
+    """How many times a case's truth is larger than its preview (2 or 4)."""
+    return case.hr.shape[0] // case.stamped.shape[0]
+
+
 def _mean(values):
     vals = [v for v in values if np.isfinite(v)]
     return float(np.mean(vals)) if vals else float("nan")
@@ -57,7 +62,7 @@ def _memory_child(method_name, model_path, engine_name, case, threads, queue):
     from .methods import build_methods
 
     engine = load_engine(model_path, engine_name, threads)
-    [method] = build_methods(engine, [method_name], threads, case.hr.shape[0] // case.stamped.shape[0])
+    [method] = build_methods(engine, [method_name], threads, scale_of(case))
     method.run(case)
     queue.put(_peak_rss_mb())
 
@@ -99,7 +104,7 @@ def run_bench(cases: list[Preview], methods, model_path: str | None, threads: in
             seconds = time.perf_counter() - t0
             row = {"method": m.name, "case": i, "kind": case.kind, "seconds": seconds,
                    "out_mpix_per_s": out.shape[0] * out.shape[1] / 1e6 / seconds}
-            row.update(picture_metrics(out, case.hr, case.mask, case.hr.shape[0] // case.stamped.shape[0]))
+            row.update(picture_metrics(out, case.hr, case.mask, scale_of(case)))
             rows.append(row)
             if i < keep and m.input == "stamped":
                 kept.setdefault(m.name, []).append(out)
@@ -122,7 +127,7 @@ def run_bench(cases: list[Preview], methods, model_path: str | None, threads: in
         for name in summary
     }
     results = {"summary": summary, "by_kind": by_kind, "cases": per_case, "n_cases": len(cases), "threads": threads,
-               "scale": cases[0].hr.shape[0] // cases[0].stamped.shape[0]}
+               "scale": scale_of(cases[0])}
     return results, kept
 
 
