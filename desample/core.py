@@ -341,7 +341,9 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
     counts as much as the picture under the stamp (the network's own removal) differs from its colour.
 
     refine: refine the estimate jointly with the pictures (stamps.estimate.refine_stamp), in smaller
-    steps from SURE_FROM pictures on, whose estimate is closer to start with.
+    steps from SURE_FROM pictures on, whose estimate is closer to start with; then refit it
+    REFIT_ROUNDS times to what the network removes from each picture with it inverted
+    (stamps.estimate.refit_to_cleans).
 
     With few pictures a faint stamp's matte can spill over content (measured, a faint SAMPLE in 4
     real previews: the matte covered 3/4 of the picture and outside the stamp the result lost 5.6 dB
@@ -369,8 +371,8 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
         step = REFINE_STEP if len(floats) < SURE_FROM else REFINE_STEP_SURE
         confirmed = refine_stamp(confirmed, floats, step=step)
         for _ in range(REFIT_ROUNDS):
-            confirmed = refit_to_cleans(confirmed, floats, [_cleaned_under(confirmed, p, offset, engine, tile)
-                                                            for p, offset in zip(floats, confirmed.offsets, strict=True)])
+            under = [_cleaned_under(confirmed, p, offset, engine, tile) for p, offset in zip(floats, confirmed.offsets, strict=True)]
+            confirmed = refit_to_cleans(confirmed, floats, under, see_through=UNBLEND_UP_TO)  # only what unblend inverts
     confirmed.misfit = _misfit(confirmed, floats, cleans)
     return confirmed
 

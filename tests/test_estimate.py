@@ -348,7 +348,7 @@ def test_shared_estimate_with_a_model_file_that_has_no_matte_output():
     alone = refine_stamp(confirmed, pictures, step=REFINE_STEP)
     for _ in range(REFIT_ROUNDS):
         under = [_cleaned_under(alone, p, o, engine, 512) for p, o in zip(pictures, alone.offsets, strict=True)]
-        alone = refit_to_cleans(alone, pictures, under)
+        alone = refit_to_cleans(alone, pictures, under, see_through=0.7)
     np.testing.assert_array_equal(est.matte, alone.matte)
     assert est.matte.max() > 0.3
 

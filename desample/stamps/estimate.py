@@ -228,7 +228,8 @@ def refit_to_cleans(est: StampEstimate, pictures: list[np.ndarray], cleans: list
     the stamp that does not come from est alone (core.estimate_shared: the network run blind on the
     picture with est inverted, which removes what est left of the stamp). Least squares in (a*W, a)
     over the set, pulled towards est by `ridge` (per picture and channel, against 3K equations), where
-    est is see-through and up to `grow` px around it (a matte too small can grow there).
+    est is see-through (matte under `see_through`: core.UNBLEND_UP_TO, where the blend is inverted)
+    and up to `grow` px around it (a matte too small can grow there).
     """
     h, w = est.matte.shape
     where = dilate(est.matte > 0, grow) & (est.matte < see_through)
