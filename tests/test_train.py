@@ -62,8 +62,9 @@ def test_a_run_grows_a_third_guide_channel_and_trains_it_on_unblended_crops(tmp_
     head = ckpt["model"]["head.weight"]
     assert ckpt["step"] == 6 and head.shape[1] == 3 + 3
     assert head[:, 5].abs().sum() > 0  # started at zero: the unblended crops' inverted matte taught it
-    with pytest.raises(ValueError, match="3 guide channels"):
-        train(_config(tmp_path, 1).updated({"out": str(tmp_path / "g2"), "unblended": 0.5}))
+    # A 2-channel model takes them blind (the refit's network pass) and trains.
+    train(_config(tmp_path, 2).updated({"out": str(tmp_path / "g2"), "unblended": 0.5}))
+    assert torch.load(tmp_path / "g2" / "last.pt", weights_only=True)["step"] == 2
 
 
 def test_config_file_and_unknown_options(tmp_path):

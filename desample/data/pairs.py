@@ -209,13 +209,14 @@ class CropSampler:
         stamp_crops: share of crops placed on the stamp (the rest anywhere); unstamped: share of
         previews with no stamp at all. Both set the prior the detector learns: a small stamp lies
         in few random crops, and whole pictures are mostly unstamped.
-        unblended: share of crops of stamped previews given as `--shared` gives them, the stamp
-        inverted by an imperfect estimate and the inverted matte in a third guide channel: the
-        model learns to clean what the estimate's errors leave (needs guide_channels 3).
+        unblended: share of crops of stamped previews with the stamp inverted by an imperfect
+        estimate, the opaque rest filled from around (imperfectly_unblended), the model to clean
+        what the estimate's errors leave. With 3 guide channels, as `--shared` gives them (the
+        painted and the inverted matte in the guide); with 2, blind, as core._cleaned_under gives
+        them to the network while the estimate is refitted (the matte and the mask unsupervised:
+        what is left of the stamp is no longer a blend of it, and there may be nothing left).
         light_spots: share of pictures with bokeh and glows painted in as content (add_light_spots).
         """
-        if unblended > 0 and guide_channels < 3:
-            raise ValueError("unblended crops need a model with 3 guide channels (net: guide_channels 3)")
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
         self.dihedral, self.stamp_crops, self.unstamped = dihedral, stamp_crops, unstamped
         self.channel_shuffle, self.light_spots = channel_shuffle, light_spots
@@ -258,9 +259,9 @@ class CropSampler:
 
     def batch(self, batch_size: int, patch: int) -> dict[str, np.ndarray]:
         """NCHW float32 arrays: x, lr, color (B,3,p,p), guide (B,G,p,p), hr (B,3,sp,sp), alpha, mask (B,1,p,p),
-        matte_weight (B,1,1,1): 0 where the matte and colour are not to be supervised."""
+        matte_weight, mask_weight (B,1,1,1): 0 where the matte and colour, or the mask, are not to be supervised."""
         s = self.scale
-        out = {k: [] for k in ("x", "guide", "lr", "hr", "alpha", "color", "mask", "matte_weight")}
+        out = {k: [] for k in ("x", "guide", "lr", "hr", "alpha", "color", "mask", "matte_weight", "mask_weight")}
         for _ in range(batch_size):
             pv = self.pool[int(self.rng.integers(len(self.pool)))]
             h, w = pv.mask.shape
@@ -277,11 +278,14 @@ class CropSampler:
             mask = pv.mask[sl]
             guide = np.zeros((self.guide_channels, p, p), np.float32)
             given = pv.stamped[sl]
-            matte_weight = 1.0
+            matte_weight = mask_weight = 1.0
             if pv.unblended is not None and self.rng.random() < self.unblended:
-                given, guide[0], guide[2] = (v[sl] for v in pv.unblended)
-                guide[1] = 1.0
+                given, painted, inverted = (v[sl] for v in pv.unblended)
                 matte_weight = 0.0  # what is left of the stamp is no longer blended by alpha
+                if self.guide_channels >= 3:
+                    guide[0], guide[1], guide[2] = painted, 1.0, inverted
+                else:
+                    mask_weight = 0.0  # blind, and where the estimate was right nothing is left to find
             elif self.rng.random() < self.guide_prob:
                 # Users give a binary mask (often a bit too big); the estimator gives a matte.
                 guide[0] = alpha if self.rng.random() < 0.5 else _dilate_mask(mask, int(self.rng.integers(0, 3)))
@@ -298,6 +302,7 @@ class CropSampler:
             if p < patch:  # a preview smaller than the patch: pad by reflection
                 crop = {k: _pad_to(v, patch * (s if k == "hr" else 1)) for k, v in crop.items()}
             crop["matte_weight"] = np.full((1, 1, 1), matte_weight, np.float32)
+            crop["mask_weight"] = np.full((1, 1, 1), mask_weight, np.float32)
             for k, v in crop.items():
                 out[k].append(v)
         return {k: np.ascontiguousarray(np.stack(v)) for k, v in out.items()}

@@ -58,10 +58,11 @@ class TrainConfig:
     mask_loss: float = 0.3  # weight of the mask BCE + dice (0.1 until run 21: 3x gave IoU +0.007, fewer false marks)
     matte_loss: float = 0.5  # weight of the matte L1 (+ half as much colour L1 where the stamp is)
     guide_prob: float = 0.3  # how often the true matte/mask is given as guide
-    # Share of stamped crops given as `--shared` gives them: inverted by an imperfect estimate, the
-    # inverted matte in a third guide channel (data.pairs.imperfectly_unblended; net guide_channels 3).
-    # Runs 27-29 (0.2-0.3): +0.2 dB in the stamp with 4 shared pictures, -0.05 with 8, -0.8 with the
-    # true stamp (examples/measure_inverted_matte_channel.py): off, and the shipped model has 2 channels.
+    # Share of stamped crops inverted by an imperfect estimate (data.pairs.imperfectly_unblended).
+    # With a third guide channel (net guide_channels 3) told the inverted matte, as `--shared` gives
+    # them: runs 27-29 (0.2-0.3): +0.2 dB in the stamp with 4 shared pictures, -0.05 with 8, -0.8 with
+    # the true stamp (examples/measure_inverted_matte_channel.py). With 2 channels, given blind, as
+    # the estimate's refit asks the network what is under the stamp (core._cleaned_under).
     unblended: float = 0.0
     # Pictures in all 8 flips/quarter turns, not only mirrored: more variety for the enlargement,
     # which sees the same few hundred pictures for hundreds of thousands of crops.

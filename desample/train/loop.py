@@ -71,9 +71,10 @@ def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) ->
     w_hr = F.interpolate(w_lr, scale_factor=scale, mode="nearest")
     l_hr = pixel_loss(out.sr - batch["hr"], w_hr, cfg.pixel_loss)
     l_lr = pixel_loss(out.lr - batch["lr"], w_lr, cfg.pixel_loss)
-    p = torch.sigmoid(out.mask_logits)
-    bce = F.binary_cross_entropy_with_logits(out.mask_logits, mask)
-    dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
+    seen = batch["mask_weight"]  # 0 for crops given blind after an imperfect inversion (CropSampler.unblended)
+    p = torch.sigmoid(out.mask_logits) * seen
+    bce = F.binary_cross_entropy_with_logits(out.mask_logits, mask, weight=seen.expand_as(mask))
+    dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + (mask * seen).sum() + 1)
     # The matte and colour drive the exact inverse blend: supervise them directly.
     supervised = batch["matte_weight"]  # 0 for crops whose stamp was already inverted (CropSampler.unblended)
     l_matte = (supervised * w_lr * (out.matte - batch["alpha"]).abs()).mean()
