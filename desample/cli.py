@@ -99,7 +99,7 @@ def cmd_clean(args) -> int:
             mask = stamp = None
             if user_mask is not None:
                 mask = fit_mask(user_mask, rgb.shape[:2])
-            if known is not None:
+            if known is not None and not (src in offsets and offsets[src] is None):
                 from .stamps.estimate import locate
 
                 offset = offsets.get(src) or locate(known, rgb)
@@ -129,7 +129,7 @@ def cmd_clean(args) -> int:
 
 
 def _known_stamp(args, pairs, load_image, engine):
-    """(StampEstimate or None, {input: stamp offset}) from --stamp FILE or --shared."""
+    """(StampEstimate or None, {input: stamp offset, or None to clean it blind}) from --stamp FILE or --shared."""
     if args.stamp and args.shared:
         raise ValueError("give --stamp or --shared, not both")
     if args.stamp:
@@ -138,22 +138,26 @@ def _known_stamp(args, pairs, load_image, engine):
         return load_stamp(args.stamp), {}
     if not args.shared:
         return None, {}
-    from .core import MISFIT_LIMIT, estimate_shared, stamp_explains
+    from .core import estimate_shared, not_sharing, why_not_used
 
     if len(pairs) < 2:
         raise ValueError("--shared needs at least 2 pictures that share one stamp")
     pictures = [load_image(src)[0] for src, _ in pairs]
     est = estimate_shared(pictures, engine, args.tile)
-    if not stamp_explains(est):
-        # Measured: such estimates from few pictures (faint stamps) lose to blind removal, by up to 3 dB.
-        print(f"warning: the stamp estimated from these {len(pictures)} pictures does not explain them "
-              f"(misfit {est.misfit:.2f} > {MISFIT_LIMIT}): removing it blind instead; to use it anyway, "
-              "write it with `desample estimate` and give it with --stamp", file=sys.stderr)
+    reason = why_not_used(est)
+    if reason:
+        # Measured: such estimates lose to blind removal, by up to 3 dB (core.MISFIT_LIMIT, UNCOVERED_LIMIT).
+        print(f"warning: the stamp estimated from these {len(pictures)} pictures {reason}: removing it blind "
+              "instead; to use it anyway, write it with `desample estimate` and give it with --stamp", file=sys.stderr)
         return None, {}
     if not args.quiet:
         print(f"estimated the shared stamp from {len(pictures)} pictures: {est.matte.shape[1]}x{est.matte.shape[0]}, "
               f"{100 * (est.matte > 0.02).mean():.0f}% of its box covered" + _misfit_words(est))
-    return est, {src: off for (src, _), off in zip(pairs, est.offsets, strict=True)}
+    odd = set(not_sharing(est))
+    for i in sorted(odd):
+        print(f"warning: {pairs[i][0]} does not seem to carry the shared stamp: removing blind there", file=sys.stderr)
+    # None: clean that picture blind
+    return est, {src: None if i in odd else off for i, ((src, _), off) in enumerate(zip(pairs, est.offsets, strict=True))}
 
 
 def _misfit_words(est) -> str:
@@ -163,7 +167,7 @@ def _misfit_words(est) -> str:
 
 
 def cmd_estimate(args) -> int:
-    from .core import stamp_explains
+    from .core import not_sharing, why_not_used
     from .imageio import load_image
     from .stamps.estimate import estimate_stamp, save_stamp
 
@@ -182,11 +186,14 @@ def cmd_estimate(args) -> int:
     save_stamp(args.output, est)
     print(f"wrote {args.output}: stamp {est.matte.shape[1]}x{est.matte.shape[0]}, matte max {est.matte.max():.2f}"
           + _misfit_words(est))
-    if not stamp_explains(est):
-        print("warning: it explains these pictures worse than the network's own removal does; `clean --shared` "
-              "would remove blind, and `clean --stamp` with it may do worse than blind removal", file=sys.stderr)
-    for (src, _), (oy, ox) in zip(pairs, est.offsets, strict=True):
-        print(f"  {src}: stamp at x={ox}, y={oy}")
+    reason = why_not_used(est)
+    if reason:
+        print(f"warning: it {reason}; `clean --shared` would remove blind, and `clean --stamp` with it "
+              "may do worse than blind removal", file=sys.stderr)
+    odd = set(not_sharing(est))
+    for i, ((src, _), (oy, ox)) in enumerate(zip(pairs, est.offsets, strict=True)):
+        note = " (does not seem to carry it: `clean --shared` removes blind there)" if i in odd else ""
+        print(f"  {src}: stamp at x={ox}, y={oy}{note}")
     return 0
 
 

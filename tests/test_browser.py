@@ -177,14 +177,16 @@ def test_shared_stamp_option(page, tmp_path):
     h, w = 160, 224
     stamp = classic_sample_stamp(h, w, opacity=0.5)
     files = [str(_stamped_file(tmp_path, f"s{i}.png", w=w, h=h, seed=30 + i, stamp=stamp)[0]) for i in range(4)]
-    page.set_input_files("#files", files)
+    Image.fromarray(np.asarray(anime_picture(w, h, seed=40))).save(tmp_path / "clean.png")  # no stamp: cleaned without it
+    page.set_input_files("#files", [*files, str(tmp_path / "clean.png")])
     page.check("#shared")
     page.click("#run")
-    for i in range(4):
+    for i in range(5):
         _wait_done(page, i)
     assert page.locator("#stamp-figure").is_visible()
     assert page.locator("#stamp-preview").evaluate("img => img.naturalWidth") == w
-    assert page.locator("#overall-text").inner_text() == "4 of 4 done"
+    assert page.locator("#overall-text").inner_text() == "5 of 5 done"
+    assert "clean.png: no sign of the shared stamp" in page.locator("#message").inner_text()
 
 
 def test_busy_server_message_then_retry(browser, tmp_path):

@@ -229,6 +229,7 @@ def test_shared_stamp_estimated_then_used(engine):
         misfit = r.headers["X-Stamp-Misfit"]  # "None" when the network does not know the stamp's kind
         assert misfit == "None" or float(misfit) < 1.0
         assert r.headers["X-Stamp-Explains"] == "true"  # the page uses the stamp
+        assert r.headers["X-Stamp-Not-Sharing"] == ""  # on every picture
         blind = _decode(client.post("/api/clean", files={"file": ("0.png", stamped[0], "image/png")}, data={"scale": "1"}).content)
         guided = _decode(client.post("/api/clean", files={"file": ("0.png", stamped[0], "image/png"),
                                                           "stamp": ("stamp.png", r.content, "image/png")}, data={"scale": "1"}).content)

@@ -59,6 +59,12 @@ class StampEstimate:
     # How badly the stamp explains the pictures it came from, against the network's own removal
     # (core._misfit; None when not measured): 0 explains them, 1 is unrelated (core.MISFIT_LIMIT: 0.75).
     misfit: float | None = None
+    misfit_each: list[float | None] = field(default_factory=list)  # per picture (None: no matte over it)
+    # The share of what the network, run blind on each picture, finds of a stamp that the estimate
+    # leaves out (core._uncovered): per picture (None where it finds too little), and their median
+    # (None when not measured).
+    uncovered: float | None = None
+    uncovered_each: list[float | None] = field(default_factory=list)
 
     def placed(self, shape: tuple[int, int], offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(matte (H, W), colour (H, W, 3)) of a picture of `shape` with the stamp at `offset` (may hang over)."""

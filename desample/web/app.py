@@ -220,7 +220,7 @@ class Cleaner:
         return png, info
 
     def estimate(self, files: list[tuple[bytes, str]]) -> tuple[bytes, dict]:
-        from ..core import estimate_shared, stamp_explains
+        from ..core import estimate_shared, not_sharing, why_not_used
         from ..stamps.estimate import save_stamp
 
         pictures = [self._load(data, name)[0] for data, name in files]
@@ -230,10 +230,12 @@ class Cleaner:
             raise HTTPException(422, f"no shared stamp found: {e}") from e
         buf = io.BytesIO()
         save_stamp(buf, est)
-        # explains: what `clean --shared` decides, use the stamp or remove blind (core.stamp_explains)
+        # why_not: what `clean --shared` decides, use the stamp (None) or remove blind, and why (core.why_not_used)
         return buf.getvalue(), {"width": est.matte.shape[1], "height": est.matte.shape[0],
                                 "coverage": round(float((est.matte > 0.05).mean()), 4),
-                                "misfit": None if est.misfit is None else round(est.misfit, 3), "explains": stamp_explains(est)}
+                                "misfit": None if est.misfit is None else round(est.misfit, 3),
+                                "uncovered": None if est.uncovered is None else round(est.uncovered, 3),
+                                "why_not": why_not_used(est), "not_sharing": not_sharing(est)}
 
 
 def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: bool = False) -> FastAPI:
@@ -330,7 +332,10 @@ def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: 
         return Response(png, media_type="image/png", headers={
             "X-Stamp-Width": str(facts["width"]), "X-Stamp-Height": str(facts["height"]),
             "X-Stamp-Coverage": str(facts["coverage"]), "X-Stamp-Misfit": str(facts["misfit"]),
-            "X-Stamp-Explains": "true" if facts["explains"] else "false"})
+            "X-Stamp-Uncovered": str(facts["uncovered"]),
+            "X-Stamp-Explains": "false" if facts["why_not"] else "true", "X-Stamp-Why-Not": facts["why_not"] or "",
+            # the uploaded pictures (0-based, in order) that do not seem to carry it: clean them without it
+            "X-Stamp-Not-Sharing": ",".join(str(i) for i in facts["not_sharing"])})
 
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

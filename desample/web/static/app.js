@@ -3,7 +3,7 @@
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const cards = [];          // {file, el, url, mask (bool painted), result: {blob, url, name} | null}
+const cards = [];          // {file, el, url, mask (bool painted), result: {blob, url, name} | null, notSharing (bool: clean it without the shared stamp)}
 let limits = { max_upload_mb: 30, max_pixels: 16e6 };
 let busy = false;
 
@@ -248,12 +248,16 @@ async function estimateStamp(list) {
   showMessage("");
   $("#stamp-preview").src = URL.createObjectURL(xhr.response);
   $("#stamp-figure").hidden = false;
-  // As `clean --shared`: a stamp estimated from few pictures that explains them worse than the network's own removal is not used.
+  // As `clean --shared`: a stamp that explains the pictures worse than the network's own removal,
+  // or leaves out most of what it finds in them, is not used (core.why_not_used says why).
   if (xhr.getResponseHeader("X-Stamp-Explains") === "false") {
-    const misfit = Number(xhr.getResponseHeader("X-Stamp-Misfit"));
-    showMessage(`the estimated stamp does not explain these pictures (misfit ${misfit.toFixed(2)}): cleaning each picture on its own.`);
+    showMessage(`the estimated stamp ${xhr.getResponseHeader("X-Stamp-Why-Not")}: cleaning each picture on its own.`);
     return null;
   }
+  // Pictures that do not seem to carry the stamp (core.not_sharing) are cleaned without it.
+  const odd = (xhr.getResponseHeader("X-Stamp-Not-Sharing") || "").split(",").filter((v) => v !== "").map(Number);
+  list.forEach((c, i) => { c.notSharing = odd.includes(i); });
+  if (odd.length) showMessage(`${odd.map((i) => list[i].file.name).join(", ")}: no sign of the shared stamp, cleaned without it.`);
   return xhr.response;
 }
 
@@ -271,7 +275,7 @@ async function runAll(list) {
   let failed = 0;
   for (let i = 0; i < list.length; i++) {
     text.textContent = `${i} of ${list.length} done`;
-    if (!(await cleanCard(list[i], stamp))) failed++;
+    if (!(await cleanCard(list[i], list[i].notSharing ? null : stamp))) failed++;
     bar.value = i + 1;
   }
   text.textContent = `${list.length} of ${list.length} done` + (failed ? `, ${failed} failed` : "");
