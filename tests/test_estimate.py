@@ -35,8 +35,13 @@ def _set(k: int, stamp: Stamp, seed: int = 0) -> list[np.ndarray]:
 
 def _set_folder(folder, k: int, seed: int):
     """k pictures sharing the classic SAMPLE stamp, as PNG files p0.png ... in folder."""
+    return _saved(folder, _set(k, classic_sample_stamp(H, W), seed=seed))
+
+
+def _saved(folder, pictures: list[np.ndarray]):
+    """pictures as PNG files p0.png ... in a new folder."""
     folder.mkdir()
-    for i, pic in enumerate(_set(k, classic_sample_stamp(H, W), seed=seed)):
+    for i, pic in enumerate(pictures):
         Image.fromarray((pic * 255 + 0.5).astype(np.uint8)).save(folder / f"p{i}.png")
     return folder
 
@@ -556,10 +561,7 @@ def test_shared_falls_back_to_blind_for_pictures_that_do_not_share_a_stamp(tmp_p
                 for i in range(4)]
     est = estimate_shared(pictures, _engine())
     assert est.uncovered > UNCOVERED_LIMIT and not stamp_explains(est)
-    src = tmp_path / "set"
-    src.mkdir()
-    for i, pic in enumerate(pictures):
-        Image.fromarray((pic * 255 + 0.5).astype(np.uint8)).save(src / f"p{i}.png")
+    src = _saved(tmp_path / "set", pictures)
     assert main(["clean", str(src), "-o", str(tmp_path / "out"), "--shared", "--threads", "1"]) == 0
     err = capsys.readouterr().err
     assert "do not seem to share one stamp" in err and "removing it blind" in err
@@ -574,10 +576,7 @@ def test_a_picture_without_the_shared_stamp_is_cleaned_blind_while_the_rest_use_
     pictures = _set(4, classic_sample_stamp(H, W), seed=130) + [np.asarray(anime_picture(W, H, seed=140), np.float32) / 255.0]
     est = estimate_shared(pictures, _engine())
     assert not_sharing(est) == [4]
-    src = tmp_path / "set"
-    src.mkdir()
-    for i, pic in enumerate(pictures):
-        Image.fromarray((pic * 255 + 0.5).astype(np.uint8)).save(src / f"p{i}.png")
+    src = _saved(tmp_path / "set", pictures)
     assert main(["clean", str(src), "-o", str(tmp_path / "shared"), "--shared", "--threads", "1"]) == 0
     err = capsys.readouterr().err
     assert "p4.png does not seem to carry the shared stamp" in err and "p0.png" not in err
