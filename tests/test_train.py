@@ -246,6 +246,30 @@ def test_a_bf16_step_follows_the_fp32_one():
     assert torch.nn.functional.cosine_similarity(g32, g16, dim=0) > 0.98
 
 
+def test_crops_with_the_mask_unsupervised_leave_the_mask_loss_alone():
+    """Crops given blind after an imperfect inversion (mask_weight 0): whatever the network marks
+    there, the mask's BCE and Dice do not move; the picture's loss still counts."""
+    import numpy as np
+
+    from desample.data.pairs import CropSampler
+    from desample.data.procedural import anime_picture
+    from desample.model.net import DesampleNet, NetConfig
+    from desample.train.loop import losses
+
+    torch.manual_seed(0)
+    model = DesampleNet(NetConfig(widths=(8, 8, 12, 16), blocks=(1, 1, 1, 1), sr_width=8))
+    sampler = CropSampler([anime_picture(160, 160, seed=i) for i in range(3)], np.random.default_rng(0), pool_size=3,
+                          unstamped=0.0, stamp_crops=1.0, unblended=1.0)
+    batch = {k: torch.from_numpy(v) for k, v in sampler.batch(4, 32).items()}
+    assert (batch["mask_weight"] == 0).all() and batch["mask"].sum() > 0
+    out = model(batch["x"], batch["guide"])
+    parts = losses(out, batch, TrainConfig(), 2)
+    assert parts["bce"].item() == 0 and parts["dice"].item() == 0 and parts["l1_hr"].item() > 0
+    batch["mask_weight"] = torch.ones_like(batch["mask_weight"])  # the same crops supervised: the mask counts
+    parts = losses(out, batch, TrainConfig(), 2)
+    assert parts["bce"].item() > 0 and parts["dice"].item() > 0
+
+
 def test_a_bf16_run_saves_plain_weights(tmp_path):
     cfg = _config(tmp_path, 3).updated({"precision": "bf16", "swa_from": 1, "swa_every": 1})
     train(cfg)
