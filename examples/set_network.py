@@ -16,6 +16,7 @@ stamp after `--shared` 23.07-23.10 dB against 23.14: not kept.
         --export ~/.cache/desample/setnet2.safetensors --steps 3000 --lr 5e-4 --faint 0.5 \
         --inversion-weight 2 --init ~/.cache/desample/setnet1.safetensors --seed 1
     python examples/set_network.py measure ~/.cache/desample/setnet2.safetensors hintmix   # or: set, mix, hint
+    python examples/set_network.py measure - base-norefine     # or base, base-norefit: the set network not used
 
 Training: sets of 2-8 crops of different pictures (the folder's training split and procedural ones)
 cut at the same place of one stamp (stamps.synthesis, every kind, words weighted up), JPEG'd. Losses:
@@ -311,7 +312,8 @@ def _mixed_estimates(est, other, margin: int, share: float):
 def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode: str):
     """core.estimate_shared with the set network's estimate used one way (`mode`):
     set: instead of the classic estimate; mix: half and half with it; hint: as the classic estimate's
-    hint instead of the mean of each picture's network matte; hintmix: half and half with that mean."""
+    hint instead of the mean of each picture's network matte; hintmix: half and half with that mean;
+    base: not at all (`--shared` as it is); base-norefine / base-norefit: without that step."""
     from desample import core
     from desample.stamps.estimate import confirmed_by, estimate_stamp, filled_where_seen, refine_stamp, refit_to_cleans
 
@@ -323,7 +325,7 @@ def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode
         mattes.append(np.zeros(p.shape[:2], np.float32))
         core._pass(engine, p, None, 512, None, cleans[-1], found[-1], matte_out=mattes[-1])
     est = estimate_stamp(floats, hints=mattes, cleans=cleans)
-    if mode != "base":
+    if not mode.startswith("base"):
         ours = set_estimate(est, floats, model)
         if mode.startswith("hint"):
             hints = [ours.placed(p.shape[:2], o)[0] for p, o in zip(floats, ours.offsets, strict=True)]
@@ -333,8 +335,9 @@ def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode
         else:
             est = ours if mode == "set" else _mixed_estimates(est, ours, 16, 0.5)
     est = filled_where_seen(confirmed_by(est, found), found, mattes, floats, cleans)
-    est = refine_stamp(est, floats, step=core.REFINE_STEP if len(floats) < core.SURE_FROM else core.REFINE_STEP_SURE)
-    for _ in range(core.REFIT_ROUNDS):
+    if mode != "base-norefine":
+        est = refine_stamp(est, floats, step=core.REFINE_STEP if len(floats) < core.SURE_FROM else core.REFINE_STEP_SURE)
+    for _ in range(0 if mode == "base-norefit" else core.REFIT_ROUNDS):
         under = [core._cleaned_under(est, p, o, engine, 512) for p, o in zip(floats, est.offsets, strict=True)]
         est = refit_to_cleans(est, floats, under, see_through=core.UNBLEND_UP_TO)
     return est
@@ -349,7 +352,7 @@ def measure(argv) -> None:
 
     weights, mode = argv[0], argv[1] if len(argv) > 1 else "hintmix"
     torch.set_num_threads(1)
-    engine, model = load_engine(None, "torch", 1), load_set_model(weights)
+    engine, model = load_engine(None, "torch", 1), None if weights == "-" else load_set_model(weights)
     rows = []
     for i, previews in enumerate(build_sets(shared_pictures(None, 64), 4, 16)):
         est = shared_estimate([p.stamped for p in previews], engine, model, mode)
