@@ -17,6 +17,7 @@ stamp after `--shared` 23.07-23.10 dB against 23.14: not kept.
         --inversion-weight 2 --init ~/.cache/desample/setnet1.safetensors --seed 1
     python examples/set_network.py measure ~/.cache/desample/setnet2.safetensors hintmix   # or: set, mix, hint
     python examples/set_network.py measure - base-norefine     # or base, base-norefit: the set network not used
+    python examples/set_network.py measure ~/.cache/desample/setnet2.safetensors hintmix ../shared/data/anime 4  # real sets
 
 Training: sets of 2-8 crops of different pictures (the folder's training split and procedural ones)
 cut at the same place of one stamp (stamps.synthesis, every kind, words weighted up), JPEG'd. Losses:
@@ -344,17 +345,19 @@ def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode
 
 
 def measure(argv) -> None:
-    """PSNR inside the stamp at 2x, the estimate always used, on the bench's 16 procedural sets of 4."""
+    """PSNR inside the stamp at 2x, the estimate always used: WEIGHTS MODE [FOLDER K], the bench's 16
+    procedural sets of 4, or its 8 sets of K of FOLDER's held-out pictures."""
     from desample.bench.shared import build_sets, shared_pictures
     from desample.core import restore
     from desample.engine.runtime import load_engine
     from desample.metrics import picture_metrics
 
     weights, mode = argv[0], argv[1] if len(argv) > 1 else "hintmix"
+    folder, k = (argv[2], int(argv[3])) if len(argv) > 3 else (None, 4)
     torch.set_num_threads(1)
     engine, model = load_engine(None, "torch", 1), None if weights == "-" else load_set_model(weights)
     rows = []
-    for i, previews in enumerate(build_sets(shared_pictures(None, 64), 4, 16)):
+    for i, previews in enumerate(build_sets(shared_pictures(folder, 64), k, 8 if folder else 16)):
         est = shared_estimate([p.stamped for p in previews], engine, model, mode)
         inside, errors = [], []
         for p, offset in zip(previews, est.offsets, strict=True):
