@@ -138,7 +138,7 @@ def _known_stamp(args, pairs, load_image, engine):
         return load_stamp(args.stamp), {}
     if not args.shared:
         return None, {}
-    from .core import estimate_shared, not_sharing, why_not_used
+    from .core import estimate_shared, pictures_using, why_not_used
 
     if len(pairs) < 2:
         raise ValueError("--shared needs at least 2 pictures that share one stamp")
@@ -153,11 +153,12 @@ def _known_stamp(args, pairs, load_image, engine):
     if not args.quiet:
         print(f"estimated the shared stamp from {len(pictures)} pictures: {est.matte.shape[1]}x{est.matte.shape[0]}, "
               f"{100 * (est.matte > 0.02).mean():.0f}% of its box covered" + _misfit_words(est))
-    odd = set(not_sharing(est))
-    for i in sorted(odd):
-        print(f"warning: {pairs[i][0]} does not seem to carry the shared stamp: removing blind there", file=sys.stderr)
-    # None: clean that picture blind
-    return est, {src: None if i in odd else off for i, ((src, _), off) in enumerate(zip(pairs, est.offsets, strict=True))}
+    offsets = {}
+    for (src, _), off, used in zip(pairs, est.offsets, pictures_using(est), strict=True):
+        if not used:
+            print(f"warning: {src} does not seem to carry the shared stamp: removing blind there", file=sys.stderr)
+        offsets[src] = off if used else None  # None: clean that picture blind
+    return est, offsets
 
 
 def _misfit_words(est) -> str:

@@ -482,6 +482,15 @@ def stamp_explains(est) -> bool:
     return why_not_used(est) is None
 
 
+def pictures_using(est) -> list[bool]:
+    """For each picture est was estimated from (est.offsets' order), whether `--shared` removes est
+    from it; False: that picture is cleaned blind (the set's estimate not used, or not_sharing)."""
+    if not stamp_explains(est):
+        return [False] * len(est.offsets)
+    odd = set(not_sharing(est))
+    return [i not in odd for i in range(len(est.offsets))]
+
+
 def bicubic(rgb: np.ndarray, scale: int) -> np.ndarray:
     """Bicubic enlargement (PyTorch's kernel, as the model's own base), the baseline to beat."""
     import torch

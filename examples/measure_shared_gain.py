@@ -20,7 +20,7 @@ def main(weights: str | None, folder: str | None, k: int, n_sets: int) -> None:
     import torch
 
     from desample.bench.shared import build_sets, shared_pictures
-    from desample.core import estimate_shared, not_sharing, restore, stamp_explains
+    from desample.core import estimate_shared, pictures_using, restore
     from desample.engine.runtime import load_engine
     from desample.metrics import picture_metrics
 
@@ -31,12 +31,11 @@ def main(weights: str | None, folder: str | None, k: int, n_sets: int) -> None:
     for i, previews in enumerate(build_sets(shared_pictures(folder, 64), k, n_sets)):
         est = estimate_shared([p.stamped for p in previews], engine)
         blind_in, shared_in, errors = [], [], []
-        odd = not_sharing(est)
-        for j, (p, offset) in enumerate(zip(previews, est.offsets, strict=True)):
+        for p, offset, used in zip(previews, est.offsets, pictures_using(est), strict=True):
             matte, color = est.placed(p.stamped.shape[:2], offset)
             errors.append(np.abs(matte - p.alpha)[p.mask].mean())
             blind = restore(p.stamped, engine).rgb
-            shared = restore(p.stamped, engine, stamp=(matte, color)).rgb if stamp_explains(est) and j not in odd else blind
+            shared = restore(p.stamped, engine, stamp=(matte, color)).rgb if used else blind
             blind_in.append(picture_metrics(blind, p.hr, p.mask, 2)["psnr_in"])
             shared_in.append(picture_metrics(shared, p.hr, p.mask, 2)["psnr_in"])
         rows.append((np.mean(blind_in), np.mean(shared_in), np.mean(errors)))

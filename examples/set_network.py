@@ -41,7 +41,7 @@ from torch import nn
 
 from desample.data.pairs import random_jpeg
 from desample.data.procedural import anime_picture
-from desample.stamps.synthesis import apply_stamp, classic_sample_stamp, make_stamp
+from desample.stamps.synthesis import Stamp, apply_stamp, classic_sample_stamp, make_stamp
 
 
 @dataclass
@@ -170,8 +170,6 @@ def draw_set(pics, stamps, rng: np.random.Generator, size: int, faint: float = 0
         if rng.random() < 0.5:
             crop = crop[:, ::-1]
         crop = np.ascontiguousarray(crop)
-        from desample.stamps.synthesis import Stamp
-
         stamped.append(random_jpeg(np.clip(apply_stamp(crop, Stamp(alpha=a, color=w, kind="")), 0, 1), rng))
         under.append(crop)
 

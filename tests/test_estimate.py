@@ -553,14 +553,14 @@ def test_shared_falls_back_to_blind_for_pictures_that_do_not_share_a_stamp(tmp_p
     """Each picture under its own word: told to share one, the guided pass would leave each picture's
     stamp (measured: -0.8 to -1.1 dB on the whole picture); the estimate leaves out most of what the
     network finds, so `--shared` removes blind and says why."""
-    from desample.core import UNCOVERED_LIMIT, stamp_explains
+    from desample.core import UNCOVERED_LIMIT, pictures_using, stamp_explains
     from desample.stamps.synthesis import make_stamp
 
     pictures = [apply_stamp(np.asarray(anime_picture(W, H, seed=120 + i), np.float32) / 255.0,
                             make_stamp(H, W, np.random.default_rng(500 + i), "word" if i % 2 else "word_jp", extra=False))
                 for i in range(4)]
     est = estimate_shared(pictures, _engine())
-    assert est.uncovered > UNCOVERED_LIMIT and not stamp_explains(est)
+    assert est.uncovered > UNCOVERED_LIMIT and not stamp_explains(est) and pictures_using(est) == [False] * 4
     src = _saved(tmp_path / "set", pictures)
     assert main(["clean", str(src), "-o", str(tmp_path / "out"), "--shared", "--threads", "1"]) == 0
     err = capsys.readouterr().err
@@ -571,11 +571,11 @@ def test_shared_falls_back_to_blind_for_pictures_that_do_not_share_a_stamp(tmp_p
 def test_a_picture_without_the_shared_stamp_is_cleaned_blind_while_the_rest_use_it(tmp_path, capsys):
     """A clean picture in a folder of previews under one stamp: inverting a stamp that is not there
     would print its negative; the stamp explains the set well and that picture not at all."""
-    from desample.core import not_sharing
+    from desample.core import not_sharing, pictures_using
 
     pictures = _set(4, classic_sample_stamp(H, W), seed=130) + [np.asarray(anime_picture(W, H, seed=140), np.float32) / 255.0]
     est = estimate_shared(pictures, _engine())
-    assert not_sharing(est) == [4]
+    assert not_sharing(est) == [4] and pictures_using(est) == [True] * 4 + [False]
     src = _saved(tmp_path / "set", pictures)
     assert main(["clean", str(src), "-o", str(tmp_path / "shared"), "--shared", "--threads", "1"]) == 0
     err = capsys.readouterr().err

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core import bicubic, estimate_shared, not_sharing, restore, stamp_explains
+from ..core import bicubic, estimate_shared, pictures_using, restore
 from ..data.pairs import Preview, flatten_alpha, make_preview
 from ..data.procedural import anime_picture
 from ..metrics import picture_metrics
@@ -70,8 +70,7 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
     for previews in sets:
         set_rows: dict[str, list[dict]] = {}
         est = estimate_shared([p.stamped for p in previews], engine)
-        odd = not_sharing(est)
-        for i, (p, offset) in enumerate(zip(previews, est.offsets, strict=True)):
+        for p, offset, used in zip(previews, est.offsets, pictures_using(est), strict=True):
             matte, color = est.placed(p.stamped.shape[:2], offset)
             matte_errors.append({"whole": float(np.abs(matte - p.alpha).mean()),
                                  "in_stamp": float(np.abs(matte - p.alpha)[p.mask].mean())})
@@ -81,7 +80,7 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
                 "desample (blind)": blind,
                 # as `desample clean --shared` does: blind removal when the estimate does not explain the set,
                 # or where a picture does not seem to carry it
-                "desample --shared": unblended if stamp_explains(est) and i not in odd else blind,
+                "desample --shared": unblended if used else blind,
                 "estimated stamp, always used": unblended,
                 "shared, guide channel only": restore(p.stamped, engine, mask=matte, detect=False).rgb,
                 "true stamp (bound)": restore(p.stamped, engine, stamp=(p.alpha, np.ascontiguousarray(p.color))).rgb,
