@@ -233,7 +233,8 @@ def cmd_bench(args) -> int:
 
         sets = args.limit or 4
         engine = load_engine(args.model, args.engine, args.threads)
-        run_shared(engine, shared_pictures(args.images, sets * args.shared), args.shared, sets, Path(args.output))
+        run_shared(engine, shared_pictures(args.images, sets * args.shared), args.shared, sets, Path(args.output),
+                   stamps=args.shared_stamps)
         return 0
 
     import torch
@@ -428,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--repeats", type=int, default=5, help="runs per speed number (the median is reported)")
     b.add_argument("--shared", type=int, metavar="K", help="sets of K previews sharing one stamp (--limit sets, default 4): "
                    "blind vs. estimated vs. true stamp")
+    b.add_argument("--shared-stamps", choices=("words", "preview"), default="words",
+                   help="with --shared, the sets' stamps after the first (the classic SAMPLE): large words of every "
+                   "opacity, with or without a glow, or 'preview': see-through glowing words, as on previews")
     b.set_defaults(func=cmd_bench)
     lg = sub.add_parser("log", help="show a training run's validation history (and draw curves.png)", formatter_class=fmt)
     lg.add_argument("run", help="the run folder given to `desample train --out`")

@@ -470,6 +470,27 @@ def test_a_second_opinion_on_the_matte_is_mixed_in_where_the_stamp_is():
         estimate_stamp(pictures, hints=hints[:3])
 
 
+def test_a_wide_glow_the_network_sees_is_estimated_beyond_the_letters():
+    # White letters in a soft halo 14 px wide: the halo's edges are too weak for the median
+    # gradients, and most of it lies beyond the letters' region. Where the hints see it, it counts.
+    from desample.stamps.synthesis import _blur, over
+
+    letters = (classic_sample_stamp(H, W).alpha > 0.2).astype(np.float32)
+    halo = np.clip(_blur(letters, 14) * 2.5, 0, 1) * 0.35
+    white = np.ones((H, W, 3), np.float32)
+    alpha, color = over(letters * 0.45, white, halo, white)
+    stamp = Stamp(alpha=alpha.astype(np.float32), color=color.astype(np.float32), kind="word")
+    pictures = [apply_stamp(np.asarray(anime_picture(W, H, seed=40 + i), np.float32) / 255.0, stamp) for i in range(4)]
+    glow = (stamp.alpha > 0.03) & ~dilate(letters > 0, 10)
+
+    def glow_error(reach_hints: bool):
+        est = estimate_stamp(pictures, hints=[stamp.alpha] * 4, reach_hints=reach_hints)
+        matte, _ = est.placed((H, W), est.offsets[0])
+        return np.abs(matte - stamp.alpha)[glow].mean()
+
+    assert glow_error(True) < 0.6 * glow_error(False)
+
+
 def test_opinions_of_pictures_where_the_stamp_is_invisible_count_less():
     # Two of four pictures are the stamp's own colour under it: the stamp leaves no trace there, and a
     # detector looking at them sees nothing (hint 0). Told what lies under the stamp (cleans), the
@@ -505,6 +526,18 @@ def test_bench_shared_reports_each_set(tmp_path):
     for name, s in r["summary"].items():  # sets of equal size: the mean over sets is the mean over pictures
         assert np.mean([row[name] for row in rows]) == pytest.approx(s["psnr_in"], abs=1e-6)
     assert "set by set" in (tmp_path / "shared.md").read_text()
+
+
+def test_bench_shared_sets_of_see_through_glowing_words():
+    from desample.bench.shared import build_sets, shared_pictures
+
+    sets = build_sets(shared_pictures(None, 4), 2, 3, stamps="preview")
+    assert [s[0].kind for s in sets] == ["word", "word", "word_jp"]  # the classic SAMPLE first
+    for previews in sets[1:]:
+        assert 0 < previews[0].alpha.max() <= 0.85 + 1e-6  # see-through, never opaque
+        np.testing.assert_array_equal(previews[0].alpha, previews[1].alpha)  # one stamp per set
+    with pytest.raises(ValueError, match="stamps must be one of"):
+        build_sets(shared_pictures(None, 4), 2, 1, stamps="logos")
 
 
 def test_misfit_tells_a_stamp_that_explains_the_pictures_from_one_that_does_not():

@@ -57,6 +57,34 @@ def test_no_font_at_all_still_stamps(monkeypatch):
         assert make_stamp(160, 160, np.random.default_rng(2), kind=kind).mask.any()
 
 
+def test_a_glow_asked_for_is_always_drawn():
+    from desample.stamps.estimate import dilate
+    from desample.stamps.synthesis import style_shape
+
+    shape = np.zeros((120, 160), np.float32)
+    shape[50:70, 40:120] = 1.0
+    ring = dilate(shape > 0, 3) & (shape == 0)  # just outside the word
+    hard_edged = 0
+    for seed in range(20):
+        plain, _ = style_shape(shape, np.random.default_rng(seed), "word")
+        glowing, _ = style_shape(shape, np.random.default_rng(seed), "word", glow=True)
+        hard_edged += plain[ring].min() < 0.01  # no glow, outline or shadow drawn
+        assert glowing[ring].min() > 0.05
+    assert hard_edged >= 3
+
+
+def test_preview_stamps_are_see_through_words():
+    from desample.stamps.synthesis import preview_stamp
+
+    opacities = []
+    for seed in range(8):
+        kind = "word" if seed % 2 else "word_jp"
+        stamp = preview_stamp(330, 233, np.random.default_rng(seed), kind)
+        assert stamp.kind == kind and stamp.mask.any()
+        opacities.append(stamp.alpha.max())
+    assert 0.1 < min(opacities) and max(opacities) <= 0.85 + 1e-6 and max(opacities) - min(opacities) > 0.2
+
+
 def test_classic_stamp_is_a_big_semi_transparent_word():
     stamp = classic_sample_stamp(330, 233)
     assert 0.08 < stamp.mask.mean() < 0.6

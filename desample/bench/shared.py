@@ -2,6 +2,7 @@
 
     desample bench --shared 8 --out docs/bench/shared                         # procedural pictures
     desample bench --shared 8 --images ../shared/data/anime --out bench_out   # a folder's validation split
+    desample bench --shared 4 --shared-stamps preview --out bench_out         # see-through glowing words
 
 Each set: K pictures cut to one preview size, one stamp (the classic glowing SAMPLE for the first
 set, then random large words, Latin and Japanese), each stamped and JPEG'd as a preview is.
@@ -23,9 +24,10 @@ from ..core import bicubic, estimate_shared, pictures_using, restore
 from ..data.pairs import Preview, flatten_alpha, make_preview
 from ..data.procedural import anime_picture
 from ..metrics import picture_metrics
-from ..stamps.synthesis import classic_sample_stamp, make_stamp
+from ..stamps.synthesis import classic_sample_stamp, make_stamp, preview_stamp
 
 LR_SIZE = (233, 330)  # (w, h) of a typical preview
+STAMP_SETS = ("words", "preview")
 
 
 def _fit(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
@@ -37,7 +39,12 @@ def _fit(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
     return im.crop((x, y, x + w, y + h))
 
 
-def build_sets(pictures: list[Image.Image], k: int, n_sets: int, seed: int = 4321) -> list[list[Preview]]:
+def build_sets(pictures: list[Image.Image], k: int, n_sets: int, seed: int = 4321, stamps: str = "words") -> list[list[Preview]]:
+    """n_sets sets of k previews, each set under one stamp: the classic SAMPLE for the first, then
+    (stamps) "words": large words as make_stamp draws them (opaque, faint, with or without a glow),
+    or "preview": large see-through glowing words (synthesis.preview_stamp), the case issue 5 names."""
+    if stamps not in STAMP_SETS:
+        raise ValueError(f"stamps must be one of {STAMP_SETS}, not {stamps!r}")
     w, h = LR_SIZE
     sets = []
     for s in range(n_sets):
@@ -45,7 +52,8 @@ def build_sets(pictures: list[Image.Image], k: int, n_sets: int, seed: int = 432
         if s == 0:
             stamp = classic_sample_stamp(h, w)
         else:
-            stamp = make_stamp(h, w, rng, "word" if s % 2 else "word_jp", extra=False)
+            kind = "word" if s % 2 else "word_jp"
+            stamp = make_stamp(h, w, rng, kind, extra=False) if stamps == "words" else preview_stamp(h, w, rng, kind)
         group = [pictures[(s * k + i) % len(pictures)] for i in range(k)]
         sets.append([make_preview(_fit(flatten_alpha(p), (2 * w, 2 * h)), np.random.default_rng(seed + 1000 * s + i), 2, stamp=stamp)
                      for i, p in enumerate(group)])
@@ -62,8 +70,8 @@ def drawn_sets(folder: str | None, k: int, seeds: list[int]):
             yield seed, i, previews
 
 
-def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Path, log=print) -> dict:
-    sets = build_sets(pictures, k, n_sets)
+def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Path, log=print, stamps: str = "words") -> dict:
+    sets = build_sets(pictures, k, n_sets, stamps=stamps)
     rows: dict[str, list[dict]] = {}
     matte_errors = []
     per_set = []
@@ -95,7 +103,7 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
         for name, rs in set_rows.items():
             rows.setdefault(name, []).extend(rs)
     summary = {name: {m: float(np.mean([r[m] for r in rs])) for m in ("psnr", "psnr_in", "psnr_out", "ssim")} for name, rs in rows.items()}
-    results = {"k": k, "sets": n_sets, "pictures": k * n_sets, "summary": summary,
+    results = {"k": k, "sets": n_sets, "pictures": k * n_sets, "stamps": stamps, "summary": summary,
                "matte_mae": {key: float(np.mean([e[key] for e in matte_errors])) for key in ("whole", "in_stamp")},
                "per_set_psnr_in": per_set}
     out.mkdir(parents=True, exist_ok=True)
@@ -107,7 +115,9 @@ def run_shared(engine, pictures: list[Image.Image], k: int, n_sets: int, out: Pa
 
 def shared_markdown(r: dict) -> str:
     blind = r["summary"]["desample (blind)"]["psnr_in"]
-    lines = [f"{r['sets']} sets of {r['k']} previews ({LR_SIZE[0]}x{LR_SIZE[1]}) sharing a stamp, 2x. "
+    under = ("a see-through glowing word each (after the classic SAMPLE)" if r.get("stamps") == "preview"
+             else "a stamp each (the classic SAMPLE, then large words)")
+    lines = [f"{r['sets']} sets of {r['k']} previews ({LR_SIZE[0]}x{LR_SIZE[1]}) sharing {under}, 2x. "
              f"Estimated matte, mean absolute error: {r['matte_mae']['whole']:.4f} over the picture, "
              f"{r['matte_mae']['in_stamp']:.4f} inside the stamp.", "",
              "| method | PSNR | PSNR in stamp | vs blind in stamp | PSNR outside | SSIM |", "|---|---|---|---|---|---|"]

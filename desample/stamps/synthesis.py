@@ -325,8 +325,11 @@ def _dilate(a: np.ndarray, r: int) -> np.ndarray:
     return np.asarray(im.filter(ImageFilter.MaxFilter(2 * r + 1)), np.float32) / 255.0
 
 
-def style_shape(shape: np.ndarray, rng: np.random.Generator, kind: str = "word") -> tuple[np.ndarray, np.ndarray]:
-    """Turn an ink shape (H, W) in [0,1] into (alpha, color) with fill, outline, glow, shadow."""
+def style_shape(shape: np.ndarray, rng: np.random.Generator, kind: str = "word",
+                glow: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Turn an ink shape (H, W) in [0,1] into (alpha, color) with fill, outline, glow, shadow.
+
+    glow: True always gives it a glow (None: sometimes, as drawn)."""
     h, w = shape.shape
     ink = float(np.sqrt(shape.sum() / max(1.0, (shape > 0.5).sum() ** 0.5)))  # ~ stroke thickness scale
     unit = max(1.0, min(h, w) / 300.0, ink * 0.3)
@@ -338,7 +341,7 @@ def style_shape(shape: np.ndarray, rng: np.random.Generator, kind: str = "word")
         sh = np.roll(shape, (dy, dx), axis=(0, 1))
         sh = _blur(sh, rng.uniform(0.5, 2.5) * unit) * rng.uniform(0.4, 0.9)
         layers.append((sh, np.full(3, rng.uniform(0, 0.15), np.float32)))
-    if rng.random() < (0.45 if big else 0.2):  # glow: the soft halo of preview stamps
+    if (rng.random() < (0.45 if big else 0.2)) or glow:  # glow: the soft halo of preview stamps
         g = _blur(_dilate(shape, max(1, int(unit))), rng.uniform(2, 7) * unit)
         g = np.clip(g * rng.uniform(1.0, 2.5), 0, 1) * rng.uniform(0.3, 0.9)
         glow_c = fill_c if rng.random() < 0.5 else _random_color(rng)
@@ -397,6 +400,17 @@ def make_stamp(h: int, w: int, rng: np.random.Generator, kind: str | None = None
         k2 = str(rng.choice(["url", "signature", "logo"]))
         a2, c2 = style_shape(_shape(k2, h, w, rng), rng, k2)
         alpha, color = over(a2 * _opacity(rng, k2), c2, alpha, color)
+    return Stamp(alpha=np.clip(alpha, 0, 1).astype(np.float32), color=np.clip(color, 0, 1).astype(np.float32), kind=kind)
+
+
+def preview_stamp(h: int, w: int, rng: np.random.Generator, kind: str | None = None) -> Stamp:
+    """A preview's typical stamp (`desample bench --shared-stamps preview`): a large see-through
+    glowing word, Latin or Japanese, of any colour (outline, shadow and a fill gradient as
+    make_stamp draws them), its opacity anywhere from faint to nearly opaque (0.15-0.85; make_stamp
+    also draws opaque ones and words without a glow). kind: "word" or "word_jp" (None: either)."""
+    kind = kind or ("word_jp" if rng.random() < 0.5 else "word")
+    alpha, color = style_shape(_shape(kind, h, w, rng), rng, kind, glow=True)
+    alpha = alpha * float(rng.uniform(0.15, 0.85))
     return Stamp(alpha=np.clip(alpha, 0, 1).astype(np.float32), color=np.clip(color, 0, 1).astype(np.float32), kind=kind)
 
 
