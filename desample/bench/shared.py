@@ -42,7 +42,7 @@ def _fit(picture: Image.Image, size: tuple[int, int]) -> Image.Image:
 def build_sets(pictures: list[Image.Image], k: int, n_sets: int, seed: int = 4321, stamps: str = "words") -> list[list[Preview]]:
     """n_sets sets of k previews, each set under one stamp: the classic SAMPLE for the first, then
     (stamps) "words": large words as make_stamp draws them (opaque, faint, with or without a glow),
-    or "preview": large see-through glowing words (synthesis.preview_stamp), the case issue 5 names."""
+    or "preview": large see-through glowing words, as on previews (synthesis.preview_stamp)."""
     if stamps not in STAMP_SETS:
         raise ValueError(f"stamps must be one of {STAMP_SETS}, not {stamps!r}")
     w, h = LR_SIZE
