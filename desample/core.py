@@ -377,13 +377,14 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
         mattes.append(np.zeros(p.shape[:2], np.float32) if has_matte else None)
         _pass(engine, p, None, tile, None, cleans[-1], found[-1], matte_out=mattes[-1])
     if has_matte:
-        est = estimate_stamp(floats, smooth=smooth, hints=mattes, cleans=cleans)
-        uncovered = _median(_uncovered(est, found))
-        if uncovered is None or uncovered <= UNCOVERED_LIMIT:
+        def shares_one(plain) -> bool:
             # A set that shares one stamp: its glow, whose soft edges the pictures hardly show, is
-            # solved for where the network's mattes see it (for pictures each under their own
+            # solved for where the network's mattes see it too (for pictures each under their own
             # word, that would make the union of their words the set's stamp).
-            est = estimate_stamp(floats, smooth=smooth, hints=mattes, cleans=cleans, reach_hints=True)
+            uncovered = _median(_uncovered(plain, found))
+            return uncovered is None or uncovered <= UNCOVERED_LIMIT
+
+        est = estimate_stamp(floats, smooth=smooth, hints=mattes, cleans=cleans, reach_hints=shares_one)
     else:
         est = estimate_stamp(floats, smooth=smooth)
     confirmed = confirmed_by(est, found)

@@ -489,6 +489,13 @@ def test_a_wide_glow_the_network_sees_is_estimated_beyond_the_letters():
         return np.abs(matte - stamp.alpha)[glow].mean()
 
     assert glow_error(True) < 0.6 * glow_error(False)
+    # Asked through a function, it is told the estimate made without the reach, and its answer decides.
+    told = []
+    plain, reached = (estimate_stamp(pictures, hints=[stamp.alpha] * 4, reach_hints=r) for r in (False, True))
+    for answer, expected in ((False, plain), (True, reached)):
+        got = estimate_stamp(pictures, hints=[stamp.alpha] * 4, reach_hints=lambda est, a=answer: told.append(est) or a)
+        np.testing.assert_array_equal(got.matte, expected.matte)
+    np.testing.assert_array_equal(told[0].matte, plain.matte)
 
 
 def test_opinions_of_pictures_where_the_stamp_is_invisible_count_less():

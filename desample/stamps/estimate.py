@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -471,7 +472,8 @@ def dilate(mask: np.ndarray, r: int) -> np.ndarray:
 
 
 def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3, hints: list[np.ndarray] | None = None,
-                   cleans: list[np.ndarray] | None = None, reach_hints: bool = False) -> StampEstimate:
+                   cleans: list[np.ndarray] | None = None,
+                   reach_hints: bool | Callable[[StampEstimate], bool] = False) -> StampEstimate:
     """The shared stamp of 2+ pictures (H_k, W_k, 3) float32 in [0,1]; sizes and positions may differ.
 
     hints: optional per-picture mattes (H_k, W_k) from another source (the network's own, see
@@ -480,7 +482,9 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3, hints: list[np.n
     network's own removal: each picture's hint then counts as much as the picture differs from the
     stamp's colour there (over its own colour a stamp leaves no trace, and a hint of it says nothing).
     reach_hints: the stamp's region (where its matte is solved for) also takes in where the hints see
-    a stamp around its edges (a soft glow has hardly any edges: HINT_REGION).
+    a stamp around its edges (a soft glow has hardly any edges: HINT_REGION); or a function told the
+    estimate made without that, saying whether to make it with it (the stamp's edges, most of the
+    time, are found once for both).
     """
     if len(pictures) < 2:
         raise ValueError("estimating a stamp needs at least 2 pictures that share it")
@@ -508,8 +512,11 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3, hints: list[np.n
                 found = moved
     hint_stack = None if hints is None else _stack([np.repeat(h[..., None], 3, 2) for h in hints], found.offsets)[0][..., 0]
     clean_stack = None if cleans is None else _stack(cleans, found.offsets)[0]
-    return _decompose(found.stack, found.mx, found.my, found.support, found.origin, found.offsets, smooth,
-                      hint_stack, clean_stack, reach_hints)
+    found_parts = (found.stack, found.mx, found.my, found.support, found.origin, found.offsets, smooth, hint_stack, clean_stack)
+    if not callable(reach_hints):
+        return _decompose(*found_parts, reach_hints)
+    plain = _decompose(*found_parts, False)
+    return _decompose(*found_parts, True) if hints is not None and reach_hints(plain) else plain
 
 
 def _hints_agree(hints: list[np.ndarray], offsets: list[tuple[int, int]]) -> float:
