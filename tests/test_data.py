@@ -130,6 +130,15 @@ def test_light_spots_are_painted_into_the_truth_not_stamped():
     assert np.abs(batch["x"] - batch["lr"]).max() < 0.1  # the input is the spotted picture, only JPEG'd
 
 
+def test_preview_stamps_put_see_through_glowing_words_in_training():
+    pics = [anime_picture(300, 240, seed=s) for s in range(2)]
+    previews = CropSampler(pics, np.random.default_rng(3), pool_size=10, unstamped=0.0, preview_stamps=1.0).pool
+    assert {pv.kind for pv in previews} <= {"word", "word_jp"}
+    assert all(0 < pv.alpha.max() <= 0.85 for pv in previews)  # see-through, never opaque
+    mixed = CropSampler(pics, np.random.default_rng(3), pool_size=10, unstamped=0.0).pool
+    assert {pv.kind for pv in mixed} - {"word", "word_jp"} or any(pv.alpha.max() > 0.85 for pv in mixed)
+
+
 def test_crop_sampler_unstamped_previews_and_crops_on_the_stamp():
     pics = [anime_picture(400, 300, seed=s) for s in range(3)]
     plain = CropSampler(pics, np.random.default_rng(1), pool_size=8, unstamped=1.0)

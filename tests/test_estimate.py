@@ -218,9 +218,6 @@ def test_unblend_is_exact_where_see_through_and_leaves_the_opaque_part():
     assert (rest[see] == 0).all() and (rest[~see] == stamp.alpha[~see]).all()
 
 
-# Slow (12 passes of the shipped model, 2-3 minutes here). The same claim stays in the default run, at less
-# cost: an opaque shared stamp (below) and the web page's shared stamp (tests/test_web.py) beat blind removal.
-@pytest.mark.slow
 class _GuideRecorder:
     """An engine that keeps the guides it is given and removes nothing."""
 
@@ -235,17 +232,24 @@ class _GuideRecorder:
         return np.repeat(np.repeat(x, 2, axis=2), 2, axis=3), x, np.zeros((n, 1, h, w), np.float32), None
 
 
-@pytest.mark.parametrize("guide_channels", [2, 3])
-def test_a_model_with_a_third_guide_channel_is_told_what_was_inverted(guide_channels):
+@pytest.mark.parametrize("guide_channels, detect", [(2, True), (2, False), (3, True)])
+def test_after_a_known_stamp_is_inverted_the_network_looks_for_what_is_left(guide_channels, detect):
+    # The shipped kind of model (2 guide channels) looks for the rest itself (the filled opaque part,
+    # what the estimate's errors leave); told not to look, it is told the opaque part; a model with
+    # a third guide channel is told the opaque part and what was inverted.
     matte = np.zeros((32, 40), np.float32)
     matte[4:12, 4:30] = 0.4  # see-through: inverted
     matte[20:28, 4:30] = 0.9  # opaque: left for the network to paint
     color = np.ones((32, 40, 3), np.float32)
     engine = _GuideRecorder(guide_channels)
-    restore(np.full((32, 40, 3), 0.5, np.float32), engine, stamp=(matte, color), tile=64, mirror=True)
+    result = restore(np.full((32, 40, 3), 0.5, np.float32), engine, stamp=(matte, color), tile=64, mirror=True, detect=detect)
     assert len(engine.guides) == 2  # the pass and its mirrored twin: areas below hold for both
+    assert (result.mask[20:28, 4:30] == 0.9).all()  # the opaque part is reported as treated either way
     for guide in engine.guides:
         assert guide.shape[1] == guide_channels
+        if guide_channels == 2 and detect:
+            assert not guide.any()  # blind: no matte, no "guide given" flag
+            continue
         opaque = guide[0, 0] > 0
         assert opaque.sum() == 8 * 26 and (guide[0, 1] == 1).all()
         if guide_channels == 3:
@@ -317,6 +321,10 @@ def test_a_see_through_part_the_estimate_missed_takes_the_networks_matte_and_the
     np.testing.assert_allclose(colour[alpha > 0], np.broadcast_to(color, (400, 3)), atol=1e-4)
     assert (filled_where_seen(est, found, [alpha] * 3).matte == est.matte).all()  # without them: not strong enough to paint
 
+
+# Slow (12 passes of the shipped model, 2-3 minutes here). The same claim stays in the default run, at less
+# cost: an opaque shared stamp (below) and the web page's shared stamp (tests/test_web.py) beat blind removal.
+@pytest.mark.slow
 def test_known_stamp_removes_more_than_blind_with_the_shipped_model():
     stamp = classic_sample_stamp(H, W)
     truths = [anime_picture(2 * W, 2 * H, seed=40 + i) for i in range(6)]

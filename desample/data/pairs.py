@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..stamps.synthesis import Stamp, apply_stamp, make_stamp
+from ..stamps.synthesis import Stamp, apply_stamp, make_stamp, preview_stamp
 
 # bicubic / area / lanczos / bilinear: the resamplers previews are made with.
 DOWNSCALE_FILTERS = (Image.BICUBIC, Image.BOX, Image.LANCZOS, Image.BILINEAR)
@@ -201,7 +201,7 @@ class CropSampler:
     def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
                  pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False, channel_shuffle: float = 0.0,
                  stamp_crops: float = 0.5, unstamped: float = 0.3, unblended: float = 0.0, guide_channels: int = 2,
-                 light_spots: float = 0.0):
+                 light_spots: float = 0.0, preview_stamps: float = 0.0):
         """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`).
 
         dihedral: each picture in any of its 8 flips and quarter turns (else mirrored or not).
@@ -216,10 +216,13 @@ class CropSampler:
         them to the network while the estimate is refitted (the matte and the mask unsupervised:
         what is left of the stamp is no longer a blend of it, and there may be nothing left).
         light_spots: share of pictures with bokeh and glows painted in as content (add_light_spots).
+        preview_stamps: share of stamped previews under a see-through glowing word
+        (synthesis.preview_stamp, the case `desample bench --shared-stamps preview` measures) instead
+        of make_stamp's mix.
         """
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
         self.dihedral, self.stamp_crops, self.unstamped = dihedral, stamp_crops, unstamped
-        self.channel_shuffle, self.light_spots = channel_shuffle, light_spots
+        self.channel_shuffle, self.light_spots, self.preview_stamps = channel_shuffle, light_spots, preview_stamps
         self.unblended, self.guide_channels = unblended, guide_channels
         self.pool = [self._new_preview() for _ in range(pool_size)]
 
@@ -248,7 +251,10 @@ class CropSampler:
             h, w = hr.size[1] // self.scale, hr.size[0] // self.scale
             none = Stamp(np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), "none")
             return make_preview(hr, self.rng, self.scale, stamp=none)
-        pv = make_preview(hr, self.rng, self.scale)
+        stamp = None
+        if self.rng.random() < self.preview_stamps:
+            stamp = preview_stamp(hr.size[1] // self.scale, hr.size[0] // self.scale, self.rng)
+        pv = make_preview(hr, self.rng, self.scale, stamp=stamp)
         if self.unblended > 0:
             pv.unblended = imperfectly_unblended(pv, self.rng)
         return pv

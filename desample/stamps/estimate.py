@@ -55,6 +55,7 @@ CONFIRMED_FROM = 0.1  # the set's mean detection probability from which a stamp 
 CONFIRMED_BY = 2  # ...when at least this many pictures see it there (one picture's mistake does not count)
 CONFIRM_WIDEN = 3  # px around what detection confirms (its edges and glow are faint)
 UNKNOWN_KIND = 0.25  # detection confirms less of the matte's mass than this: it does not know the stamp
+EDGE_FLOOR = 0.02  # the stamp's edges: the pictures agree on a gradient at least this strong
 MOVED_MARGIN = 1.2  # same-size pictures: a moving stamp is assumed only when its edges agree this much better
 MISSED_SEEN = 0.5  # every picture's detector at least this sure of a stamp the estimate left out...
 MISSED_MATTE = 0.5  # ...and the network's matte there, averaged over the set: it is made opaque (filled_where_seen)
@@ -548,7 +549,7 @@ def _find_stamp(pictures: list[np.ndarray], offsets: list[tuple[int, int]], real
         # The stamp's edges: shared by (nearly) all pictures, well above what chance leaves.
         noise = np.median(magnitude[magnitude > 0]) if (magnitude > 0).any() else 0.0
         strongest = np.quantile(magnitude, 0.998)  # the stamp's own edges (a stamp covers more than 0.2%)
-        support = dilate(magnitude > max(4 * noise, 0.2 * strongest, 0.02), 3)
+        support = dilate(magnitude > max(4 * noise, 0.2 * strongest, EDGE_FLOOR), 3)
         if not support.any():
             raise ValueError("no shared stamp found: the pictures have nothing in common")
         if not realign or attempt == 2:

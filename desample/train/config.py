@@ -79,6 +79,9 @@ class TrainConfig:
     # Share of pictures with bokeh circles and soft glows painted in as content (data.pairs.add_light_spots):
     # what the shipped model mistakes for a stamp's glow on clean pictures.
     light_spots: float = 0.0
+    # Share of stamped pictures under a see-through glowing word (data.pairs.CropSampler preview_stamps):
+    # the shipped model's mattes see a quarter of such a word's opacity or less (docs/shared_stamp.md, session 32).
+    preview_stamps: float = 0.0
     pool: int = 48  # previews kept in memory for cropping
     refresh: int = 3  # previews replaced per step
     val_every: int = 750

@@ -233,7 +233,8 @@ def crop_sampler(cfg: TrainConfig, source, rng: np.random.Generator, net: NetCon
     """Training crops as the config asks, for one process, a torchrun rank or a swarm peer alike."""
     return CropSampler(source, rng, scale=net.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob, dihedral=cfg.dihedral,
                        channel_shuffle=cfg.channel_shuffle, stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped, unblended=cfg.unblended,
-                       guide_channels=net.guide_channels, light_spots=cfg.light_spots)
+                       guide_channels=net.guide_channels, light_spots=cfg.light_spots,
+                       preview_stamps=cfg.preview_stamps)
 
 
 def validation_pictures(index, cfg: TrainConfig) -> list[Image.Image]:
