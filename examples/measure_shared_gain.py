@@ -11,6 +11,8 @@ and pictures; before session 31, procedural sets of 8 beyond the 8th reused the 
 Session 28, the shipped step-36,000 weights: procedural blind 20.43, `--shared` 23.14 (+2.72, as the
 bench), real 19.50 / 21.24 (+1.74). Session 31 (the glow's region): procedural 20.43 / 23.15 (+2.72), glowing
 words 22.11 / 24.24 (+2.12), real 19.50 / 21.26 (+1.76).
+Session 32 (the network looking after the inverse blend, the edges' floor at 0.005): procedural
+23.44 (+3.02), glowing words 24.48 (+2.37), of 8 24.90 (+3.07), real 21.31 (+1.81), of 8 21.98 (+2.61).
 """
 
 import sys

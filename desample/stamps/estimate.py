@@ -55,7 +55,14 @@ CONFIRMED_FROM = 0.1  # the set's mean detection probability from which a stamp 
 CONFIRMED_BY = 2  # ...when at least this many pictures see it there (one picture's mistake does not count)
 CONFIRM_WIDEN = 3  # px around what detection confirms (its edges and glow are faint)
 UNKNOWN_KIND = 0.25  # detection confirms less of the matte's mass than this: it does not know the stamp
-EDGE_FLOOR = 0.02  # the stamp's edges: the pictures agree on a gradient at least this strong
+# The stamp's edges: where the pictures agree on a gradient at least this strong (and 4x their usual
+# agreement, and a fifth of the strongest). 0.02 until session 32 cut the edges of faint glowing words
+# (peak opacity ~0.4: their edges agree at ~0.012, content at ~0.003), and their matte was solved
+# over a region missing most of the word. Measured inside the stamp at 2x, 0.02 -> 0.005 (`python
+# examples/measure_shared_gain.py - FOLDER K N [preview]`): glowing words of 4 24.43 -> 24.48, of 8
+# 24.80 -> 24.90; words of 4 23.45 -> 23.44, of 8 23.51 -> 23.51; real sets of 4 21.32 -> 21.31, of 8
+# 21.96 -> 21.98.
+EDGE_FLOOR = 0.005
 MOVED_MARGIN = 1.2  # same-size pictures: a moving stamp is assumed only when its edges agree this much better
 MISSED_SEEN = 0.5  # every picture's detector at least this sure of a stamp the estimate left out...
 MISSED_MATTE = 0.5  # ...and the network's matte there, averaged over the set: it is made opaque (filled_where_seen)
