@@ -252,7 +252,7 @@ class CropSampler:
             none = Stamp(np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), "none")
             return make_preview(hr, self.rng, self.scale, stamp=none)
         stamp = None
-        if self.rng.random() < self.preview_stamps:
+        if self.preview_stamps and self.rng.random() < self.preview_stamps:  # no draw at 0: older runs' streams kept
             stamp = preview_stamp(hr.size[1] // self.scale, hr.size[0] // self.scale, self.rng)
         pv = make_preview(hr, self.rng, self.scale, stamp=stamp)
         if self.unblended > 0:

@@ -326,10 +326,10 @@ def _dilate(a: np.ndarray, r: int) -> np.ndarray:
 
 
 def style_shape(shape: np.ndarray, rng: np.random.Generator, kind: str = "word",
-                glow: bool | None = None) -> tuple[np.ndarray, np.ndarray]:
+                glow: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Turn an ink shape (H, W) in [0,1] into (alpha, color) with fill, outline, glow, shadow.
 
-    glow: True always gives it a glow (None: sometimes, as drawn)."""
+    glow: always give it a glow (else sometimes, as drawn)."""
     h, w = shape.shape
     ink = float(np.sqrt(shape.sum() / max(1.0, (shape > 0.5).sum() ** 0.5)))  # ~ stroke thickness scale
     unit = max(1.0, min(h, w) / 300.0, ink * 0.3)
