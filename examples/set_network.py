@@ -77,12 +77,12 @@ def _conv(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
 class SetMatteNet(nn.Module):
     multiple = 4
 
-    def __init__(self, config: SetNetConfig | None = None):
+    def __init__(self, config: SetNetConfig | None = None, in_channels: int = 6):
         super().__init__()
         self.config = config = config or SetNetConfig()
         w0, w1, w2 = config.widths
         # Per picture: the picture and its difference from the set's mean (what the stamp does not explain).
-        self.head = _conv(6, w0)
+        self.head = _conv(in_channels, w0)
         self.x0 = SetExchange(w0)
         self.down1 = _conv(w0, w1, 2)
         self.x1 = SetExchange(w1)
@@ -102,12 +102,16 @@ class SetMatteNet(nn.Module):
     def logits(self, pictures: torch.Tensor) -> torch.Tensor:
         """(4, H, W): the matte's logit and the colour's."""
         centred = pictures - pictures.mean(0, keepdim=True)
-        f0 = self.x0(self.head(torch.cat([pictures, centred], 1)))
+        return self.trunk(torch.cat([pictures, centred], 1))
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        """Per-picture inputs (K, in_channels, H, W) -> the set's one answer (4, H, W)."""
+        f0 = self.x0(self.head(x))
         f1 = self.x1(self.down1(f0))
         f2 = self.x2b(self.x2a(self.down2(f1)))
         g1 = self.x1b(self.up2(f2) + f1)
         g0 = self.x0b(self.up1(g1) + f0)
-        return self.out(g0).mean(0)  # the set's one answer
+        return self.out(g0).mean(0)
 
     def config_dict(self) -> dict:
         return self.config.to_dict()

@@ -5,11 +5,12 @@ err as `--shared`'s do (the matte too faint by a smooth factor, mostly 0.75-1.1,
 its faint tail cut; the mean under the stamp off by a smooth field in the stamp's shape). Kept to
 reproduce it; the numbers are in docs/shared_stamp.md, "Session 33".
 
-Same architecture as examples/set_network.py (a U-Net whose levels exchange the set's mean and
-maximum), fed each picture inverted with the estimate; its last layer starts at zero, so untrained it
-returns the estimate. Measured: on its own synthetic errors it learns (the inverted pictures' L1 in the
+The U-Net of examples/set_network.py (its levels exchange the set's mean and maximum), fed each
+picture inverted with the estimate; its last layer starts at zero, so untrained it returns the
+estimate. Measured: on its own synthetic errors it learns (the inverted pictures' L1 in the
 see-through part 11-14% under the estimate's after 2,000 + 1,100 steps, 40 min on 2 threads), but on
-the estimates `--shared` makes it does not carry over: it strengthens faint estimates that were right.
+the estimates `--shared` makes it does not carry over: it strengthens faint estimates that were
+right.
 
     python examples/set_refiner.py train ~/.cache/desample/refiner1 2000
     python examples/set_refiner.py train ~/.cache/desample/refiner2 1100 5e-4 ~/.cache/desample/refiner1/refiner.pt 6
@@ -24,27 +25,16 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from set_network import SEE_THROUGH, SetExchange, _conv, draw_set, lr_pictures, stamp_pool  # examples/, beside this file
+from set_network import SEE_THROUGH, SetMatteNet, draw_set, lr_pictures, stamp_pool  # examples/, beside this file
 from torch import nn
 
 
-class Refiner(nn.Module):
-    multiple = 4
+class Refiner(SetMatteNet):
+    """set_network's U-Net, fed each picture inverted with the estimate (13 channels a picture); its
+    last layer starts at zero, so that untrained it returns the estimate."""
 
-    def __init__(self, widths=(24, 48, 64)):
-        super().__init__()
-        w0, w1, w2 = widths
-        self.head = _conv(13, w0)
-        self.x0 = SetExchange(w0)
-        self.down1 = _conv(w0, w1, 2)
-        self.x1 = SetExchange(w1)
-        self.down2 = _conv(w1, w2, 2)
-        self.x2a, self.x2b = SetExchange(w2), SetExchange(w2)
-        self.up2 = nn.Sequential(nn.Conv2d(w2, 4 * w1, 1), nn.PixelShuffle(2))
-        self.x1b = SetExchange(w1)
-        self.up1 = nn.Sequential(nn.Conv2d(w1, 4 * w0, 1), nn.PixelShuffle(2))
-        self.x0b = SetExchange(w0)
-        self.out = nn.Sequential(_conv(w0, w0), nn.Conv2d(w0, 4, 3, padding=1))
+    def __init__(self):
+        super().__init__(in_channels=13)
         nn.init.zeros_(self.out[1].weight)
         nn.init.zeros_(self.out[1].bias)
 
@@ -56,12 +46,7 @@ class Refiner(nn.Module):
         mean_under = (mean_j - premult) / (1 - see)
         under = (stamped - mean_j) / (1 - see) + mean_under
         x = torch.cat([under, stamped, under - mean_under, a.expand(k, 1, -1, -1), premult.expand(k, 3, -1, -1)], 1)
-        f0 = self.x0(self.head(x))
-        f1 = self.x1(self.down1(f0))
-        f2 = self.x2b(self.x2a(self.down2(f1)))
-        g1 = self.x1b(self.up2(f2) + f1)
-        g0 = self.x0b(self.up1(g1) + f0)
-        d = self.out(g0).mean(0)
+        d = self.trunk(x)
         new_a = torch.where(a >= SEE_THROUGH, a, (a + 0.1 * d[:1]).clamp(0, 0.95))
         return new_a, mean_under + 0.1 * d[1:]
 
