@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import glob
 import os
 import sys
@@ -11,6 +12,12 @@ from pathlib import Path
 from .data.sources import IMAGE_EXTENSIONS
 
 TILE = 512  # input pixels per tile side; docs/speed/speed.md has the measurement behind it
+# Measured on this project's 2-core machine (1 thread, shipped model, 2x): 5.7 s and 0.34 GB for a
+# 1 MP picture, 22 s and 0.47 GB for 4 MP, so a 64 MP scan takes ~6 min and ~3 GB; beyond that a
+# picture is more likely a mistake or an attack than art. The output's limit (4x the input's: the
+# 2x of the largest input) keeps --scale 4 at 16 MP in.
+MAX_MEGAPIXELS = 64
+PROGRESS_FROM_PIXELS = 2_000_000  # bigger pictures show their own tile progress (a few seconds or more each)
 
 
 def _expand_inputs(inputs: list[str]) -> list[tuple[Path, Path]]:
@@ -84,7 +91,9 @@ def cmd_clean(args) -> int:
     if args.mask:
         user_mask, _ = load_image(args.mask)
         user_mask = user_mask.mean(axis=2)
-    known, offsets = _known_stamp(args, pairs, load_image, engine)
+    max_pixels, limit_hint = _pixel_limit(args)
+    known, offsets = _known_stamp(args, pairs, functools.partial(load_image, max_pixels=max_pixels, hint=limit_hint,
+                                                                 refuse_bombs=args.max_megapixels is None), engine)
     failed = 0
     bar = tqdm(list(zip(pairs, outputs, strict=True)), unit="picture", disable=len(pairs) < 2 or args.quiet)
     skipped = 0
@@ -95,7 +104,8 @@ def cmd_clean(args) -> int:
         try:
             if dst.resolve() in inputs_resolved:
                 raise ValueError(f"output {dst} would overwrite an input; choose another -o")
-            rgb, alpha = load_image(src, as_uint8=True)
+            rgb, alpha = load_image(src, as_uint8=True, max_pixels=max_pixels, refuse_bombs=args.max_megapixels is None,
+                                    hint=limit_hint)
             mask = stamp = None
             if user_mask is not None:
                 mask = fit_mask(user_mask, rgb.shape[:2])
@@ -106,9 +116,10 @@ def cmd_clean(args) -> int:
                 stamp = known.placed(rgb.shape[:2], offset)
             # A picture that was never JPEG-compressed has no JPEG noise: "reducing" it only shifts colours.
             denoise = args.denoise if args.denoise is not None else (0.0 if is_lossless(src) else 1.0)
-            result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8,
-                             stamp=stamp, detect=not args.no_detect, denoise=denoise, inpaint=args.inpaint,
-                             mirror=args.tta)
+            with _tile_bar(src, rgb.shape, args.quiet) as progress:
+                result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8,
+                                 stamp=stamp, detect=not args.no_detect, denoise=denoise, inpaint=args.inpaint,
+                                 mirror=args.tta, progress=progress)
             del rgb
             save_image(dst, result.rgb, result.alpha)
             if args.save_mask:
@@ -128,6 +139,48 @@ def cmd_clean(args) -> int:
     return 0
 
 
+def _pixel_limit(args) -> tuple[int, str]:
+    """(most input pixels allowed at args.scale, how to raise the limit) from --max-megapixels."""
+    from PIL import Image
+
+    limit = (args.max_megapixels if args.max_megapixels is not None else MAX_MEGAPIXELS) * 1e6
+    if limit <= 0:
+        raise ValueError(f"--max-megapixels must be positive, not {args.max_megapixels}")
+    # The output's limit: 4x the input's (the 2x of the largest input); at --scale 4 a quarter of it.
+    pixels = int(min(limit, 4 * limit / args.scale**2))
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, pixels)  # Pillow's own guard follows an explicit raise
+    return pixels, f"raise the limit with --max-megapixels (now {limit / 1e6:g} MP" + (
+        f", i.e. {pixels / 1e6:g} MP in at --scale {args.scale})" if args.scale == 4 else ")")
+
+
+class _tile_bar:
+    """A tile progress bar for one big picture (context manager giving restore's progress callback, or None)."""
+
+    def __init__(self, src, shape, quiet: bool):
+        self.show = not quiet and shape[0] * shape[1] >= PROGRESS_FROM_PIXELS
+        self.name, self.bar, self.passes = Path(src).name, None, 0
+
+    def __enter__(self):
+        return self._update if self.show else None
+
+    def _update(self, done: int, total: int) -> None:
+        from tqdm import tqdm
+
+        if self.bar is None:
+            self.bar = tqdm(total=total, unit="tile", leave=False, file=sys.stderr)
+        if done <= 1 or self.bar.total != total:  # a new pass
+            self.passes += 1
+            self.bar.reset(total=total)
+            self.bar.set_description(f"{self.name} pass {self.passes}")
+        self.bar.n = done
+        self.bar.refresh()
+
+    def __exit__(self, *exc):
+        if self.bar is not None:
+            self.bar.close()
+        return False
+
+
 def _known_stamp(args, pairs, load_image, engine):
     """(StampEstimate or None, {input: stamp offset, or None to clean it blind}) from --stamp FILE or --shared."""
     if args.stamp and args.shared:
@@ -140,9 +193,20 @@ def _known_stamp(args, pairs, load_image, engine):
         return None, {}
     from .core import estimate_shared, pictures_using, why_not_used
 
+    from .imageio import ImageLoadError
+
     if len(pairs) < 2:
         raise ValueError("--shared needs at least 2 pictures that share one stamp")
-    pictures = [load_image(src)[0] for src, _ in pairs]
+    pictures, readable = [], []
+    for src, rel in pairs:
+        try:
+            pictures.append(load_image(src)[0])
+            readable.append((src, rel))
+        except ImageLoadError:
+            pass  # left out of the estimate; reported when its turn to be cleaned comes
+    if len(pictures) < 2:
+        raise ValueError("--shared needs at least 2 readable pictures that share one stamp")
+    pairs = readable
     est = estimate_shared(pictures, engine, args.tile)
     reason = why_not_used(est)
     if reason:
@@ -210,12 +274,18 @@ def cmd_train(args) -> int:
     cfg = TrainConfig.from_file(args.config) if args.config else TrainConfig()
     overrides = {k: v for k, v in vars(args).items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     cfg = cfg.updated(overrides)
-    if cfg.swarm:
-        from .train.swarm import train_swarm
+    from .stamps.fonts import MissingFontError
 
-        train_swarm(cfg)
-    else:
-        train(cfg)
+    try:
+        if cfg.swarm:
+            from .train.swarm import train_swarm
+
+            train_swarm(cfg)
+        else:
+            train(cfg)
+    except MissingFontError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -361,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-mask", action="store_true",
                    help="also write NAME.mask.png beside each output: where the stamp was found and removed (white), at "
                         "the input's size; edit it and give it back with --mask")
+    p.add_argument("--max-megapixels", type=float, default=None,
+                   help=f"refuse inputs over this many megapixels, from their header (default {MAX_MEGAPIXELS}; at --scale 4 a "
+                        "quarter of it); setting it also lets through files that declare far more pixels than their size suggests")
     p.add_argument("--skip-existing", action="store_true",
                    help="leave out inputs whose output exists, and its mask with --save-mask (resume a stopped batch)")
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
@@ -379,7 +452,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     t = sub.add_parser("train", help="train the model on synthetic stamps over picture folders", formatter_class=fmt)
     t.add_argument("--config", help="TOML or JSON file of training options (flags override it)")
-    t.add_argument("--data", nargs="+", help="picture folders (default: ../shared/data/anime when present)")
+    t.add_argument("--data", nargs="+", help="picture folders (default: ../shared/data/anime and anime_more when present)")
     t.add_argument("--out", help="checkpoint/log folder (resumes from its last.pt)")
     t.add_argument("--init", help="weights to start from when there is no checkpoint yet")
     t.add_argument("--export", help="write the best EMA (or SWA) weights here (fp16 safetensors + JSON)")
@@ -393,6 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the trunk in bf16 (autocast, channels-last): auto = where the CPU has bf16 instructions (AMX, AVX512-BF16)")
     t.add_argument("--dihedral", action=argparse.BooleanOptionalAction, default=None,
                    help="pictures in all 8 flips and quarter turns, not only mirrored")
+    t.add_argument("--allow-no-cjk-font", action="store_true", default=None,
+                   help="train even without a Japanese font (Japanese stamps are then drawn as Latin words)")
     sw = t.add_argument_group("volunteer swarm (pip install -e '.[swarm]')")
     sw.add_argument("--swarm", action="store_true", default=None, help="train with peers over the internet (hivemind)")
     sw.add_argument("--initial-peers", nargs="+", help="multiaddrs of running peers (as printed by the first one)")

@@ -95,7 +95,7 @@ def as_float(rgb: np.ndarray) -> np.ndarray:
 
 def _pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, out: np.ndarray | None,
           lr_out: np.ndarray | None, mask_out: np.ndarray | None, no_stamp: bool = False,
-          matte_out: np.ndarray | None = None, inverted: np.ndarray | None = None) -> None:
+          matte_out: np.ndarray | None = None, inverted: np.ndarray | None = None, progress=None) -> None:
     """One tiled pass of the network over rgb (H, W, 3).
 
     mask: a known matte/mask, or None (blind); no_stamp: tell the model there is none (guide given, all zero).
@@ -116,11 +116,12 @@ def _pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, o
             guide[:, 2] = t[:, -1]
         return engine(np.ascontiguousarray(t[:, :3]), guide)
 
-    run_tiled(fn, x, (engine.scale, 1, 1, 1), (out, lr_out, mask_out, matte_out), engine.multiple, engine.border, tile)
+    run_tiled(fn, x, (engine.scale, 1, 1, 1), (out, lr_out, mask_out, matte_out), engine.multiple, engine.border, tile,
+              progress=progress)
 
 
 def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, outs: list[np.ndarray | None],
-                   no_stamp: bool, inverted: np.ndarray | None = None) -> None:
+                   no_stamp: bool, inverted: np.ndarray | None = None, progress=None) -> None:
     """_pass on the mirrored picture, each output averaged into `outs` (out, lr_out, mask_out): a
     second opinion whose errors partly cancel the first's (waifu2x's "TTA")."""
     mirrored = [None if o is None else np.empty_like(o) for o in outs]
@@ -128,7 +129,7 @@ def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, til
     def flip(m):
         return None if m is None else np.ascontiguousarray(m[:, ::-1])
 
-    _pass(engine, flip(rgb), flip(mask), tile, *mirrored, no_stamp=no_stamp, inverted=flip(inverted))
+    _pass(engine, flip(rgb), flip(mask), tile, *mirrored, no_stamp=no_stamp, inverted=flip(inverted), progress=progress)
     for o, m in zip(outs, mirrored, strict=True):
         if o is None:
             continue
@@ -222,6 +223,7 @@ def restore(
     denoise: float = 1.0,
     inpaint: bool = False,
     mirror: bool = False,
+    progress=None,
 ) -> RestoreResult:
     """Remove the stamp from rgb (H, W, 3), float32 in [0,1] or uint8, and enlarge it by `scale` (1, 2 or 4).
 
@@ -247,6 +249,8 @@ def restore(
     all kinds (24.54): what shows through a see-through stamp is lost.
     mirror: also run on the mirrored picture and average (twice the time; measured +0.1 dB on clean
     and on stamped previews; rotations, the rest of waifu2x's 8-fold TTA, cost 0.7 dB on stamped ones).
+    progress: called as progress(tiles done, tiles in this pass) after each tile of every pass
+    (a picture takes 1 to 4 passes: a blind one before a mask, the mirrored one, 4x's second).
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, not {scale}")
@@ -276,7 +280,8 @@ def restore(
                 found_blind, matte = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
                 own_removal = np.empty((h, w, 3), np.float32)
                 has_matte = getattr(engine, "has_matte", False)  # an old 3-output ONNX file has none
-                _pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte if has_matte else None)
+                _pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte if has_matte else None,
+                      progress=progress)
                 if not has_matte:
                     matte = None
             inside = mask > 0.5
@@ -330,9 +335,9 @@ def restore(
     first = np.empty((h * first_scale, w * first_scale, 3), dtype)
     no_stamp = not detect and guide is None
     outs = [None, first, found] if scale == 1 else [first, None, found]
-    _pass(engine, rgb, guide, tile, *outs, no_stamp=no_stamp, inverted=inverted)
+    _pass(engine, rgb, guide, tile, *outs, no_stamp=no_stamp, inverted=inverted, progress=progress)
     if mirror:
-        _mirrored_pass(engine, rgb, guide, tile, outs, no_stamp, inverted)
+        _mirrored_pass(engine, rgb, guide, tile, outs, no_stamp, inverted, progress=progress)
     if not detect:  # nothing was looked for: the stamp is what was given, if anything
         found = mask.copy() if mask is not None else np.zeros((h, w), np.float32)
     elif mask is not None:
@@ -341,9 +346,9 @@ def restore(
     if scale == 4:
         # 4x = 2x twice; the second pass is told "there is no stamp" (guide given, all zero).
         result = np.empty((h * 4, w * 4, 3), dtype)
-        _pass(engine, first, None, tile, result, None, None, no_stamp=True)
+        _pass(engine, first, None, tile, result, None, None, no_stamp=True, progress=progress)
         if mirror:
-            _mirrored_pass(engine, first, None, tile, [result, None, None], True)
+            _mirrored_pass(engine, first, None, tile, [result, None, None], True, progress=progress)
         del first
     if denoise < 1:  # last, so that a 4x second pass does not clean the kept grain away again
         result = _keep_noise(result, rgb, found, 1 - denoise)

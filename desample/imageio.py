@@ -22,6 +22,32 @@ class TooLargeError(ImageLoadError):
     """The picture has more pixels than allowed (found from its header, before decoding)."""
 
 
+# A file declaring more pixels than this per byte of its size is a decompression bomb (a 30 KB PNG
+# declaring 16000x16000 has 8,500). Real pictures stay far below: JPEGs and photos under 20, flat
+# line art and screenshots in PNG a few hundred; a blank 16 MP PNG about 1,000, hence the floor.
+BOMB_PIXELS_PER_BYTE = 2000
+BOMB_FROM_PIXELS = 4_000_000  # smaller pictures decode in well under a second whatever they declare
+
+
+def looks_like_bomb(width: int, height: int, file_bytes: int | None) -> bool:
+    """Whether a file's declared size is out of all proportion to its bytes."""
+    pixels = width * height
+    return file_bytes is not None and pixels >= BOMB_FROM_PIXELS and pixels > BOMB_PIXELS_PER_BYTE * max(file_bytes, 1)
+
+
+def _file_bytes(path) -> int | None:
+    try:
+        if hasattr(path, "seek"):
+            here = path.tell()
+            path.seek(0, os.SEEK_END)
+            size = path.tell()
+            path.seek(here)
+            return size
+        return os.path.getsize(path)
+    except (OSError, ValueError):
+        return None
+
+
 LOSSLESS_FORMATS = {"PNG", "BMP", "GIF", "PPM", "TGA", "QOI", "ICO", "TIFF"}
 
 
@@ -42,20 +68,27 @@ def is_lossless(path) -> bool:
             path.seek(0)
 
 
-def load_image(path, as_uint8: bool = False, max_pixels: int | None = None, name: str | None = None
-               ) -> tuple[np.ndarray, np.ndarray | None]:
+def load_image(path, as_uint8: bool = False, max_pixels: int | None = None, name: str | None = None,
+               refuse_bombs: bool = False, hint: str = "") -> tuple[np.ndarray, np.ndarray | None]:
     """(rgb, alpha): rgb (H, W, 3) float32 in [0,1] (uint8 if as_uint8: 4x less memory);
     alpha (H, W) float32 in [0,1] or None.
 
     path: a file path or a binary file object (then `name` is what error messages call it).
     max_pixels: refuse larger pictures from their header, before decoding anything.
+    refuse_bombs: also refuse, from the header, a file whose declared pixels are out of all
+    proportion to its bytes (looks_like_bomb). hint: how to raise the limit, added to both errors.
     """
     name = name or str(path)
+    hint = f": {hint}" if hint else ""
     try:
         with Image.open(path) as im:
             if max_pixels is not None and im.width * im.height > max_pixels:
                 raise TooLargeError(f"{name}: {im.width}x{im.height} is too large "
-                                    f"({im.width * im.height / 1e6:.1f} MP; the limit is {max_pixels / 1e6:.1f} MP)")
+                                    f"({im.width * im.height / 1e6:.1f} MP; the limit is {max_pixels / 1e6:.1f} MP){hint}")
+            if refuse_bombs and looks_like_bomb(im.width, im.height, _file_bytes(path)):
+                raise TooLargeError(f"{name}: refused: it declares {im.width}x{im.height} "
+                                    f"({im.width * im.height / 1e6:.1f} MP) in {_file_bytes(path):,} bytes, "
+                                    f"a likely decompression bomb{hint}")
             im.load()
             im = ImageOps.exif_transpose(im)
     except ImageLoadError:

@@ -107,3 +107,40 @@ def test_some_big_words_run_vertically_and_the_others_stay_as_they_were(kind, mo
     inked = [(a > 0.3 * a.max()) for a in changed]
     tall = [ink.any(axis=1).sum() / ink.any(axis=0).sum() for ink in inked]
     assert min(tall) > 1.1 and np.median(tall) > 2
+
+
+def test_the_train_extra_brings_a_japanese_font_and_a_condensed_face(monkeypatch):
+    # As on a bare machine: no system fonts at all, only what the installed packages carry.
+    monkeypatch.setattr(fonts, "FONT_DIRS", [])
+    fonts.available_fonts.cache_clear()
+    try:
+        latin, cjk = fonts.available_fonts()
+        assert any("ipaex" in p.lower() for p in cjk), "pip install -e '.[train]' should bring matplotlib-fontja's IPAexGothic"
+        assert any("fjalla" in p.lower() for p in fonts.condensed_fonts())
+        stamp = make_stamp(330, 233, np.random.default_rng(5), kind="word_jp", extra=False)
+        assert stamp.mask.sum() > 200
+    finally:
+        fonts.available_fonts.cache_clear()
+
+
+def test_training_refuses_to_start_without_a_japanese_font(monkeypatch, tmp_path, capsys):
+    from desample.cli import main
+
+    latin = fonts.available_fonts()[0]
+    monkeypatch.setattr(fonts, "available_fonts", lambda: (latin, ()))
+    rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--steps", "1"])
+    assert rc == 2
+    assert "no Japanese (CJK) font" in capsys.readouterr().err
+
+
+def test_real_preview_stamps_are_one_big_see_through_word_near_the_middle():
+    from desample.stamps.synthesis import real_preview_stamp
+
+    for seed in range(12):
+        stamp = real_preview_stamp(330, 233, np.random.default_rng(seed))
+        cols = np.nonzero(stamp.mask.any(axis=0))[0]
+        rows = np.nonzero(stamp.mask.any(axis=1))[0]
+        assert stamp.kind == "real"
+        assert 0.45 * 0.9 <= stamp.alpha.max() <= 0.95 + 1e-6
+        assert (cols[-1] - cols[0]) / 233 > 0.55  # across most of the width
+        assert 0.2 * 330 < rows.mean() < 0.75 * 330  # about the middle

@@ -13,7 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
-from ..stamps.synthesis import Stamp, apply_stamp, make_stamp, preview_stamp
+from ..stamps.synthesis import Stamp, apply_stamp, make_stamp, preview_stamp, real_preview_stamp
+from .graphics import add_own_graphics
 
 # bicubic / area / lanczos / bilinear: the resamplers previews are made with.
 DOWNSCALE_FILTERS = (Image.BICUBIC, Image.BOX, Image.LANCZOS, Image.BILINEAR)
@@ -155,6 +156,10 @@ def flatten_alpha(im: Image.Image, rng: np.random.Generator | None = None) -> Im
         im = im.convert("RGBA")
         shade = tuple(int(v) for v in (rng.integers(200, 256, 3) if rng is not None else (255, 255, 255)))
         bg = Image.new("RGB", im.size, shade)
+        if rng is not None and rng.random() < 0.5:  # a two-colour gradient, as cut-outs are shown on cards and sites
+            top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+            t = np.linspace(0, 1, im.size[1], dtype=np.float32)[:, None, None]
+            bg = Image.fromarray(np.broadcast_to((1 - t) * top + t * bottom, (im.size[1], im.size[0], 3)).astype(np.uint8))
         bg.paste(im, mask=im.getchannel("A"))
         return bg
     return im.convert("RGB")
@@ -201,7 +206,8 @@ class CropSampler:
     def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
                  pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False, channel_shuffle: float = 0.0,
                  stamp_crops: float = 0.5, unstamped: float = 0.3, unblended: float = 0.0, guide_channels: int = 2,
-                 light_spots: float = 0.0, preview_stamps: float = 0.0):
+                 light_spots: float = 0.0, preview_stamps: float = 0.0, own_graphics: float = 0.0, real_stamps: float = 0.0,
+                 large_previews: float = 0.0, noise_pictures: float = 0.0):
         """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`).
 
         dihedral: each picture in any of its 8 flips and quarter turns (else mirrored or not).
@@ -219,11 +225,21 @@ class CropSampler:
         preview_stamps: share of stamped previews under a see-through glowing word
         (synthesis.preview_stamp, the case `desample bench --shared-stamps preview` measures) instead
         of make_stamp's mix.
+        own_graphics: share of pictures with their own frames, text boxes, plates, numbers, titles,
+        balloons or credits drawn into the truth (graphics.add_own_graphics): text alone is no stamp.
+        real_stamps: share of stamped previews under a real preview's stamp (synthesis.real_preview_stamp:
+        one bold condensed word, mostly white or light grey, 45-95% opaque, near the middle).
+        large_previews: share of previews with a long side of 420-750 px instead of 200-420 (real
+        previews go up to about 750x1050): the same stamp's letters in more pixels.
+        noise_pictures: share of previews that are no picture at all (noise, stripes), unstamped: the
+        detector must not call a whole noisy picture a stamp.
         """
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
         self.dihedral, self.stamp_crops, self.unstamped = dihedral, stamp_crops, unstamped
         self.channel_shuffle, self.light_spots, self.preview_stamps = channel_shuffle, light_spots, preview_stamps
         self.unblended, self.guide_channels = unblended, guide_channels
+        self.own_graphics, self.real_stamps, self.large_previews = own_graphics, real_stamps, large_previews
+        self.noise_pictures = noise_pictures
         self.pool = [self._new_preview() for _ in range(pool_size)]
 
     def _next_picture(self) -> Image.Image:
@@ -231,9 +247,17 @@ class CropSampler:
             return self.pictures[int(self.rng.integers(len(self.pictures)))]
         return next(self.pictures)
 
+    def _drawn(self, share: float) -> bool:
+        """True with probability share; no draw at 0, so older configs' data streams stay as they were."""
+        return bool(share) and self.rng.random() < share
+
     def _new_preview(self) -> Preview:
+        if self._drawn(self.noise_pictures):
+            hr = noise_picture(int(self.rng.integers(200, 421)) * self.scale, int(self.rng.integers(200, 421)) * self.scale, self.rng)
+            return make_preview(hr, self.rng, self.scale, stamp=_no_stamp(hr.size[1] // self.scale, hr.size[0] // self.scale))
         pic = self._next_picture()
-        hr = hr_region(pic, int(self.rng.integers(200, 421)), self.scale, self.rng)
+        lr_long = int(self.rng.integers(420, 751)) if self._drawn(self.large_previews) else int(self.rng.integers(200, 421))
+        hr = hr_region(pic, lr_long, self.scale, self.rng)
         if self.rng.random() < 0.5:
             hr = hr.transpose(Image.FLIP_LEFT_RIGHT)
         if self.dihedral:
@@ -247,13 +271,16 @@ class CropSampler:
             hr = Image.merge("RGB", [hr.getchannel(c) for c in order])
         if self.rng.random() < self.light_spots:
             hr = add_light_spots(hr, self.rng)
+        if self._drawn(self.own_graphics):
+            hr = add_own_graphics(hr, self.rng)
+        h, w = hr.size[1] // self.scale, hr.size[0] // self.scale
         if self.rng.random() < self.unstamped:
-            h, w = hr.size[1] // self.scale, hr.size[0] // self.scale
-            none = Stamp(np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), "none")
-            return make_preview(hr, self.rng, self.scale, stamp=none)
+            return make_preview(hr, self.rng, self.scale, stamp=_no_stamp(h, w))
         stamp = None
-        if self.preview_stamps and self.rng.random() < self.preview_stamps:  # no draw at 0: older runs' streams kept
-            stamp = preview_stamp(hr.size[1] // self.scale, hr.size[0] // self.scale, self.rng)
+        if self._drawn(self.preview_stamps):
+            stamp = preview_stamp(h, w, self.rng)
+        elif self._drawn(self.real_stamps):
+            stamp = real_preview_stamp(h, w, self.rng)
         pv = make_preview(hr, self.rng, self.scale, stamp=stamp)
         if self.unblended > 0:
             pv.unblended = imperfectly_unblended(pv, self.rng)
@@ -312,6 +339,27 @@ class CropSampler:
             for k, v in crop.items():
                 out[k].append(v)
         return {k: np.ascontiguousarray(np.stack(v)) for k, v in out.items()}
+
+
+def _no_stamp(h: int, w: int) -> Stamp:
+    return Stamp(np.zeros((h, w), np.float32), np.zeros((h, w, 3), np.float32), "none")
+
+
+def noise_picture(w: int, h: int, rng: np.random.Generator) -> Image.Image:
+    """Something that is no illustration: coloured or grey noise, fine or coarse, or stripes."""
+    r = rng.random()
+    if r < 0.7:
+        cell = int(rng.choice([1, 1, 2, 4, 8]))
+        grey = rng.random() < 0.3
+        small = rng.random((max(1, h // cell), max(1, w // cell), 1 if grey else 3))
+        small = np.repeat(small, 3, axis=2) if grey else small
+        im = Image.fromarray((small * 255).astype(np.uint8))
+        return im.resize((w, h), Image.NEAREST if rng.random() < 0.5 else Image.BICUBIC)
+    period = float(rng.uniform(2, 20))
+    t = np.sin(np.arange(w)[None, :] / period * 2 * np.pi + np.arange(h)[:, None] * float(rng.uniform(-0.5, 0.5)))
+    colours = rng.random((2, 3))
+    arr = (0.5 + 0.5 * t)[..., None] * colours[0] + (0.5 - 0.5 * t)[..., None] * colours[1]
+    return Image.fromarray((arr * 255).astype(np.uint8))
 
 
 def _dilate_mask(mask: np.ndarray, r: int) -> np.ndarray:

@@ -82,12 +82,13 @@ def run_tiled(
     tile: int = 512,
     overlap: int = 16,
     batch: int = 1,
+    progress: Callable[[int, int], None] | None = None,
 ) -> None:
     """Apply fn to x (H, W, C), float32 in [0,1] or uint8, tile by tile, writing fn's k-th output into outputs[k].
 
     fn takes (B, C, h, w) float32 and returns NCHW arrays at scales[k] of its input; outputs[k] is
     (scales[k]*H, scales[k]*W, C_k) or (.., ..) for one channel, uint8 or float32, or None to drop.
-    Values are clipped to [0, 1].
+    Values are clipped to [0, 1]. progress(tiles done, tiles in all) is called after each batch of tiles.
     """
     h, w = x.shape[:2]
     core = max(multiple, tile - 2 * border)  # LR pixels each tile contributes, at most
@@ -114,6 +115,8 @@ def run_tiled(
             if x.dtype == np.uint8:
                 tiles *= 1.0 / 255.0
             results = fn(np.ascontiguousarray(tiles))
+            if progress is not None:
+                progress(row * len(xs) + chunk.stop, len(ys) * len(xs))
             for j, i in enumerate(chunk):
                 x0 = xs[i]
                 for k in live:

@@ -430,3 +430,99 @@ def classic_sample_stamp(h: int, w: int, text: str = "SAMPLE", angle: float = 25
     alpha, color = over(outline, np.broadcast_to(dark, (h, w, 3)), glow, np.broadcast_to(white, (h, w, 3)))
     alpha, color = over(shape, np.broadcast_to(white, (h, w, 3)), alpha, color)
     return Stamp(alpha=(alpha * opacity).astype(np.float32), color=color.astype(np.float32), kind="word")
+
+
+REAL_WORDS = ["SAMPLE"] * 6 + ["Sample", "PREVIEW", "SAMPLE IMAGE", "NOT FOR SALE", "SPECIMEN"]
+REAL_JAPANESE_WORDS = ["見本", "サンプル", "見本", "サンプル画像", "試し読み"]
+COPYRIGHT_LINES = ["(C) {name} {y}", "© {name} / {name2}", "©{y} {name} All Rights Reserved", "© {name}"]
+
+
+def _real_word(rng: np.random.Generator) -> tuple[str, bool]:
+    """(text, is Japanese) of a real preview's stamp."""
+    r = rng.random()
+    if r < 0.2 and available_fonts()[1]:
+        return str(rng.choice(REAL_JAPANESE_WORDS)), True
+    if r < 0.28:
+        line = str(rng.choice(COPYRIGHT_LINES))
+        return line.format(name=str(rng.choice(NAMES)).upper(), name2=str(rng.choice(NAMES)), y=int(rng.integers(1995, 2027))), False
+    return str(rng.choice(REAL_WORDS)), False
+
+
+def _real_font(rng: np.random.Generator, cjk: bool) -> tuple[str | None, float]:
+    """(font path, horizontal squeeze): a bold condensed face, or any bold face squeezed to look it."""
+    from .fonts import condensed_fonts
+
+    if cjk:
+        return _pick_font(rng, True), float(rng.uniform(0.8, 1.0))
+    condensed = condensed_fonts()
+    if condensed and rng.random() < 0.6:
+        return condensed[int(rng.integers(len(condensed)))], float(rng.uniform(0.85, 1.0))
+    latin = available_fonts()[0]
+    upright_bold = [p for p in latin if "bold" in p.lower() and not any(k in p.lower() for k in ("italic", "oblique", "mono"))]
+    pool = upright_bold or latin
+    return (pool[int(rng.integers(len(pool)))] if pool else None), float(rng.uniform(0.55, 0.95))
+
+
+def real_shape(h: int, w: int, rng: np.random.Generator, place: tuple[float, float, float, float] | None = None) -> np.ndarray:
+    """The ink of a real preview's stamp: one big word in bold condensed capitals spanning 60-90% of
+    the width, level (70%) or diagonal, near the middle. place = (span, angle, x offset, y centre),
+    all as fractions, fixes it (a set's pictures share one place)."""
+    text, cjk = _real_word(rng)
+    font_path, squeeze = _real_font(rng, cjk)
+    if place is None:
+        angle = 0.0 if rng.random() < 0.7 else float(rng.choice([-1, 1]) * rng.uniform(15, 40))
+        place = (float(rng.uniform(0.65, 0.92)), angle, float(rng.normal(0, 0.03)), float(rng.uniform(0.35, 0.62)))
+    span, angle, dx, cy = place
+    c, s = abs(math.cos(math.radians(angle))), abs(math.sin(math.radians(angle)))
+    target_w = span * min(w / max(c, 1e-3), h / max(s, 1e-3)) if angle else span * w
+    font = _fit_font(text, font_path, target_w / squeeze, h * 0.4)
+    flat = _text_shape(text, font, 0.0)
+    flat = flat.resize((max(1, round(flat.width * squeeze)), flat.height), Image.BICUBIC)
+    # Heavier strokes: stamps are set in black or heavy weights, which few fonts here have (CJK ones none).
+    heavier = int(round(flat.height * rng.uniform(0.03, 0.07 if cjk else 0.04)))
+    if heavier > 0:
+        flat = flat.filter(ImageFilter.MaxFilter(2 * heavier + 1))
+    if angle:
+        flat = flat.rotate(angle, resample=Image.BICUBIC, expand=True)
+    canvas = np.zeros((h, w), np.float32)
+    _paste(canvas, flat, int((w - flat.width) / 2 + dx * w), int(cy * h - flat.height / 2))
+    return canvas
+
+
+def real_style(shape: np.ndarray, rng: np.random.Generator, opacity: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, colour) of a real preview's stamp: white (half), light grey or a colour, 45-95%
+    opaque, plain (most) or with a shadow, a glow or an outline."""
+    h, w = shape.shape
+    unit = max(1.0, min(h, w) / 300.0)
+    r = rng.random()
+    if r < 0.5:
+        fill = np.full(3, rng.uniform(0.95, 1.0), np.float32)
+    elif r < 0.8:
+        fill = np.full(3, rng.uniform(0.7, 0.92), np.float32)
+    else:
+        fill = _random_color(rng)
+    layers = []
+    effect = rng.random()
+    if effect < 0.15:  # drop shadow
+        d = int(round(rng.uniform(1, 3) * unit))
+        sh = _blur(np.roll(shape, (d, d), axis=(0, 1)), rng.uniform(0.5, 2.0) * unit) * rng.uniform(0.3, 0.8)
+        layers.append((sh, np.full(3, rng.uniform(0, 0.2), np.float32)))
+    elif effect < 0.3:  # glow
+        g = np.clip(_blur(_dilate(shape, max(1, int(unit))), rng.uniform(2, 6) * unit) * rng.uniform(1.0, 2.0), 0, 1)
+        layers.append((g * rng.uniform(0.3, 0.8), fill))
+    elif effect < 0.45:  # outline
+        o = _dilate(shape, max(1, int(round(rng.uniform(0.7, 2.0) * unit))))
+        layers.append((o * rng.uniform(0.6, 1.0), _contrast(fill, rng)))
+    layers.append((shape, fill))
+    alpha = np.zeros((h, w), np.float32)
+    color = np.zeros((h, w, 3), np.float32)
+    for la, lc in layers:
+        alpha, color = over(la.astype(np.float32), np.broadcast_to(lc, (h, w, 3)).astype(np.float32), alpha, color)
+    a = float(rng.uniform(0.45, 0.95)) if opacity is None else opacity
+    return np.clip(alpha * a, 0, 1).astype(np.float32), np.clip(color, 0, 1).astype(np.float32)
+
+
+def real_preview_stamp(h: int, w: int, rng: np.random.Generator) -> Stamp:
+    """A stamp as real previews carry it (real_shape, real_style): one word, mostly white or light grey."""
+    alpha, color = real_style(real_shape(h, w, rng), rng)
+    return Stamp(alpha=alpha, color=color, kind="real")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 
 def _default_data() -> list[str]:
-    shared = Path(__file__).resolve().parents[3] / "shared" / "data" / "anime"
-    return [str(shared)] if shared.is_dir() else []
+    data = Path(__file__).resolve().parents[3] / "shared" / "data"
+    return [str(data / name) for name in ("anime", "anime_more") if (data / name).is_dir()]
 
 
 @dataclass
@@ -82,6 +82,14 @@ class TrainConfig:
     # Share of stamped pictures under a see-through glowing word (data.pairs.CropSampler preview_stamps):
     # the shipped model's mattes see a quarter of such a word's opacity or less (docs/shared_stamp.md, session 32).
     preview_stamps: float = 0.0
+    # Real previews (data.pairs.CropSampler): the pictures' own text and graphics drawn into the truth,
+    # stamps as real previews carry them, previews at real sizes (up to 750 px), and noise that is no picture.
+    own_graphics: float = 0.0
+    real_stamps: float = 0.0
+    large_previews: float = 0.0
+    noise_pictures: float = 0.0
+    # Training draws Japanese stamps: without a CJK font it refuses to start unless this is set.
+    allow_no_cjk_font: bool = False
     pool: int = 48  # previews kept in memory for cropping
     refresh: int = 3  # previews replaced per step
     val_every: int = 750

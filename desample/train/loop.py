@@ -35,7 +35,7 @@ from ..data.stream import PictureSource, decode_picture
 from ..engine.onnx_export import export_beside
 from ..model.net import DesampleNet, NetConfig, count_parameters
 from ..model.weights import clean_state_dict, grow, load_weights, save_weights
-from ..stamps.fonts import has_cjk_font
+from ..stamps.fonts import has_cjk_font, require_cjk_font
 from ..stamps.synthesis import SYNTHESIS_VERSION
 from .config import TrainConfig
 from .distributed import Dist, init_distributed, no_sync_unless
@@ -234,7 +234,8 @@ def crop_sampler(cfg: TrainConfig, source, rng: np.random.Generator, net: NetCon
     return CropSampler(source, rng, scale=net.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob, dihedral=cfg.dihedral,
                        channel_shuffle=cfg.channel_shuffle, stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped, unblended=cfg.unblended,
                        guide_channels=net.guide_channels, light_spots=cfg.light_spots,
-                       preview_stamps=cfg.preview_stamps)
+                       preview_stamps=cfg.preview_stamps, own_graphics=cfg.own_graphics, real_stamps=cfg.real_stamps,
+                       large_previews=cfg.large_previews, noise_pictures=cfg.noise_pictures)
 
 
 def validation_pictures(index, cfg: TrainConfig) -> list[Image.Image]:
@@ -267,11 +268,12 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
     threads = cfg.threads
     torch.set_num_threads(threads)
 
-    if d.main and not has_cjk_font():
-        # Japanese stamps would silently become Latin ones, in training and in validation alike
-        # (a bare machine scored the shipped weights 26.55 dB instead of 26.27 on such a set).
-        print("WARNING: no CJK font found: Japanese stamps are drawn as Latin words, so the model never "
-              "sees them and validation numbers are not comparable; install one (apt-get install fonts-noto-cjk)")
+    # Japanese stamps would silently become Latin ones, in training and in validation alike
+    # (a bare machine scored the shipped weights 26.55 dB instead of 26.27 on such a set).
+    if not cfg.allow_no_cjk_font:
+        require_cjk_font()
+    elif d.main and not has_cjk_font():
+        print("WARNING: no CJK font found: Japanese stamps are drawn as Latin words (allow_no_cjk_font)")
     source, val_pictures = _pictures(cfg, d)
     val_set = build_validation_set(val_pictures, lr_long=cfg.val_size) if d.main else []
 
