@@ -192,7 +192,6 @@ def _known_stamp(args, pairs, load_image, engine):
     if not args.shared:
         return None, {}
     from .core import estimate_shared, pictures_using, why_not_used
-
     from .imageio import ImageLoadError
 
     if len(pairs) < 2:
