@@ -296,6 +296,16 @@ def cmd_bench(args) -> int:
 
         print(speed_markdown(run_speed(Path(args.output), args.threads or os.cpu_count() or 1, args.repeats)))
         return 0
+    if args.real:
+        from .bench.real import Reference, run_real
+        from .engine.runtime import load_engine
+
+        engine = load_engine(args.model, args.engine, args.threads)
+        reference = Reference.load(args.reference) if args.reference else None
+        widths = [w or None for w in args.real_widths]
+        run_real(args.real, engine, reference, widths, Path(args.output), methods=tuple(args.real_methods))
+        print(f"wrote {Path(args.output) / 'real.md'} and real.json")
+        return 0
     if args.shared:
         from .bench.shared import run_shared, shared_pictures
         from .engine.runtime import load_engine
@@ -501,6 +511,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (one subprocess per method)")
     b.add_argument("--speed", action="store_true", help="measure speed instead: latency, tiles, start-up, peak memory (GNU time)")
     b.add_argument("--repeats", type=int, default=5, help="runs per speed number (the median is reported)")
+    b.add_argument("--real", metavar="DIR", help="real stamped pictures without truth: the stamp's residual contrast, "
+                   "collateral change against --no-detect, recall and precision against --reference, blind and --shared")
+    b.add_argument("--reference", help="with --real: the stamp's reference mask (PNG, white = stamp) or a JSON naming it "
+                   "and the pictures that carry another stamp")
+    b.add_argument("--real-widths", type=int, nargs="+", default=[233, 0], help="with --real: widths to score at (0 = own size)")
+    b.add_argument("--real-methods", nargs="+", default=["blind", "shared"], choices=("blind", "shared"), help="with --real")
     b.add_argument("--shared", type=int, metavar="K", help="sets of K previews sharing one stamp (--limit sets, default 4): "
                    "blind vs. estimated vs. true stamp")
     b.add_argument("--shared-stamps", choices=("words", "preview"), default="words",

@@ -76,6 +76,19 @@ REFINE_STEP, REFINE_STEP_SURE = 0.003, 0.001
 REFIT_ROUNDS = 2
 
 
+# A picture whose long side is over SEEN_FROM is also looked at made small, its long side SEEN_AT:
+# the network sees a stamp whose letters fit its reach (~100 px, trained on previews of 200-750 px);
+# a big stamp at full size is only flat see-through colour to it (real cards at 600x838: 1% of
+# the word found, at 233 px wide 20%). What it finds there becomes a known stamp at full size.
+SEEN_FROM, SEEN_AT = 560, 360
+SEEN_MIN_SHARE = 0.002  # found on less than this share of the small picture: nothing to carry over
+
+# Blind detection marking more than this share of a picture is not believed: no stamp covers that
+# much (synthetic ones at most 73%, tiled text; real previews' words 10-25%), while noise and some
+# textures were marked wholesale (a noise picture: 99%).
+WHOLESALE = 0.8
+
+
 @dataclass
 class RestoreResult:
     rgb: np.ndarray  # (sH, sW, 3): float32 in [0,1], or uint8 when asked for
@@ -307,6 +320,9 @@ def restore(
                 mask = np.maximum(mask, (found_blind > 0.5).astype(np.float32))
     inverted = None
     guide = mask  # what the network is told of the stamp (None: it looks for it)
+    seen_small = None
+    if stamp is None and mask is None and detect and max(h, w) > SEEN_FROM:
+        stamp, seen_small = _stamp_seen_smaller(rgb, engine, tile)
     if stamp is not None:
         matte, color = stamp
         if matte.shape != (h, w) or color.shape != (h, w, 3):
@@ -338,10 +354,19 @@ def restore(
     _pass(engine, rgb, guide, tile, *outs, no_stamp=no_stamp, inverted=inverted, progress=progress)
     if mirror:
         _mirrored_pass(engine, rgb, guide, tile, outs, no_stamp, inverted, progress=progress)
+    if detect and guide is None and stamp is None and (found > 0.5).mean() > WHOLESALE:
+        # No stamp covers that much of a picture: what was found is the picture itself (noise, a
+        # texture); enlarge and denoise it as one without a stamp.
+        found[:] = 0
+        _pass(engine, rgb, None, tile, *outs[:2], None, no_stamp=True, progress=progress)
+        if mirror:
+            _mirrored_pass(engine, rgb, None, tile, [*outs[:2], None], True, progress=progress)
     if not detect:  # nothing was looked for: the stamp is what was given, if anything
         found = mask.copy() if mask is not None else np.zeros((h, w), np.float32)
     elif mask is not None:
         found = np.maximum(found, mask)  # where the stamp was treated: the given mask too
+    if seen_small is not None:
+        found = np.maximum(found, seen_small)
     result = first
     if scale == 4:
         # 4x = 2x twice; the second pass is told "there is no stamp" (guide given, all zero).
@@ -356,6 +381,38 @@ def restore(
     if alpha is not None:
         big_alpha = alpha if scale == 1 else _enlarge_alpha(alpha, (result.shape[1], result.shape[0]))
     return RestoreResult(rgb=result, alpha=big_alpha, mask=found)
+
+
+def _stamp_seen_smaller(rgb: np.ndarray, engine, tile: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """((matte, colour), found) of a stamp the network sees in rgb made small (long side SEEN_AT),
+    brought to rgb's size; (None, None) when it sees none. The colour: from the blend, W = (J - (1 - a) C) / a
+    with C the network's clean picture, smoothed where the matte is, so an exact inverse blend can
+    follow at full size."""
+    h, w = rgb.shape[:2]
+    k = SEEN_AT / max(h, w)
+    size = (max(engine.multiple, round(w * k)), max(engine.multiple, round(h * k)))
+    small = np.asarray(Image.fromarray(rgb if rgb.dtype == np.uint8 else (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8))
+                          .resize(size, Image.BOX), np.float32) / 255.0
+    found = np.zeros(small.shape[:2], np.float32)
+    matte = np.zeros(small.shape[:2], np.float32)
+    clean = np.empty_like(small)
+    _pass(engine, small, None, tile, None, clean, found, matte_out=matte)
+    if (found > 0.5).mean() < SEEN_MIN_SHARE or (found > 0.5).mean() > WHOLESALE:
+        return None, None
+    from .stamps.estimate import _box as box_mean, dilate
+
+    matte = matte * dilate(found > 0.5, 2)
+    a = np.clip(matte, 0, 1)[..., None]
+    colour = np.clip((small - (1 - a) * clean) / np.maximum(a, 1e-3), 0, 1)
+    weight = (a[..., 0] > 0.1).astype(np.float32) * a[..., 0]
+    radius = 3
+    smooth = box_mean(colour * weight[..., None], radius) / np.maximum(box_mean(weight, radius), 1e-6)[..., None]
+
+    def big(x: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(x.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR), np.float32)
+    matte_big = np.clip(big(matte), 0, 1)
+    colour_big = np.clip(np.stack([big(smooth[..., c]) for c in range(3)], axis=2), 0, 1)
+    return (matte_big, colour_big), (big(found) > 0.5).astype(np.float32)
 
 
 def detect_stamp(rgb: np.ndarray, engine, tile: int = 512) -> np.ndarray:
