@@ -399,7 +399,7 @@ def _stamp_seen_smaller(rgb: np.ndarray, engine, tile: int) -> tuple[tuple[np.nd
     _pass(engine, small, None, tile, None, clean, found, matte_out=matte)
     if (found > 0.5).mean() < SEEN_MIN_SHARE or (found > 0.5).mean() > WHOLESALE:
         return None, None
-    from .stamps.estimate import _box as box_mean, dilate
+    from .stamps.estimate import box_mean, dilate
 
     matte = matte * dilate(found > 0.5, 2)
     a = np.clip(matte, 0, 1)[..., None]

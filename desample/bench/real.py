@@ -195,7 +195,8 @@ def run_real(folder: str | Path, engine, reference: Reference | None, widths: li
 
 def real_markdown(results: dict) -> str:
     lines = [f"Real previews: `{results['folder']}`", "",
-             "| width | method | residual contrast | contrast before -> after | recall | precision | collateral (0-255) | marked away from the stamp |",
+             "| width | method | residual contrast | contrast before -> after | recall | precision | collateral (0-255) "
+             "| marked away from the stamp |",
              "|---|---|---|---|---|---|---|---|"]
     for label, block in results["widths"].items():
         for m in METHODS:

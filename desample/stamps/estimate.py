@@ -393,7 +393,7 @@ def poisson_solve(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
     return _dst1(_dst1(u, 0), 1) * (2 / (h + 1)) * (2 / (w + 1))
 
 
-def _box(x: np.ndarray, r: int) -> np.ndarray:
+def box_mean(x: np.ndarray, r: int) -> np.ndarray:
     """Mean over a (2r+1)^2 window (edges: mean over the part inside), via cumulative sums."""
     def along(a, axis):
         a = np.moveaxis(a, axis, 0)
@@ -411,13 +411,13 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.
     """He et al.'s guided filter with a colour guide (H, W, C): src is fitted, window by window, as a
     linear function of the guide, so it is smoothed where the guide is flat and keeps its edges."""
     c = guide.shape[-1]
-    mean_g = _box(guide, r)  # (H, W, C)
-    mean_s = _box(src, r)
-    cov_gs = _box(guide * src[..., None], r) - mean_g * mean_s[..., None]
-    outer = _box(guide[..., :, None] * guide[..., None, :], r) - mean_g[..., :, None] * mean_g[..., None, :]
+    mean_g = box_mean(guide, r)  # (H, W, C)
+    mean_s = box_mean(src, r)
+    cov_gs = box_mean(guide * src[..., None], r) - mean_g * mean_s[..., None]
+    outer = box_mean(guide[..., :, None] * guide[..., None, :], r) - mean_g[..., :, None] * mean_g[..., None, :]
     coef = np.linalg.solve(outer + eps * np.eye(c), cov_gs[..., None])[..., 0]  # (H, W, C)
     offset = mean_s - (coef * mean_g).sum(-1)
-    return (_box(coef, r) * guide).sum(-1) + _box(offset, r)
+    return (box_mean(coef, r) * guide).sum(-1) + box_mean(offset, r)
 
 
 # -- estimation -------------------------------------------------------------------------------------
@@ -476,7 +476,7 @@ def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    return _box(mask.astype(np.float32), r) > 1e-6
+    return box_mean(mask.astype(np.float32), r) > 1e-6
 
 
 def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3, hints: list[np.ndarray] | None = None,
@@ -803,10 +803,10 @@ def _fill_from(values: np.ndarray, known: np.ndarray, r: int = 8) -> np.ndarray:
     out = np.where(known, v, np.nan)
     radius = r
     while np.isnan(out).any() and radius < 4 * max(values.shape):
-        num, den = _box(v, radius), _box(wsum, radius)
+        num, den = box_mean(v, radius), box_mean(wsum, radius)
         out = np.where(np.isnan(out) & (den > 1e-9), num / np.maximum(den, 1e-12), out)
         radius *= 2
-    smooth_num, smooth_den = _box(v, r), _box(wsum, r)
+    smooth_num, smooth_den = box_mean(v, r), box_mean(wsum, r)
     blended = np.where(smooth_den > 1e-9, smooth_num / np.maximum(smooth_den, 1e-12), out)
     return np.nan_to_num(blended, nan=float(np.nanmean(values[known])) if known.any() else 0.0)
 
