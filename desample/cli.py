@@ -118,8 +118,8 @@ def cmd_clean(args) -> int:
             denoise = args.denoise if args.denoise is not None else (0.0 if is_lossless(src) else 1.0)
             with _tile_bar(src, rgb.shape, args.quiet) as progress:
                 result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8,
-                                 stamp=stamp, detect=not args.no_detect, denoise=denoise, inpaint=args.inpaint,
-                                 mirror=args.tta, progress=progress)
+                                 stamp=stamp, detect=not args.no_detect and (stamp is None or known.look_after),
+                                 denoise=denoise, inpaint=args.inpaint, mirror=args.tta, progress=progress)
             del rgb
             save_image(dst, result.rgb, result.alpha)
             if args.save_mask:

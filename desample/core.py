@@ -436,8 +436,13 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
     With few pictures a faint stamp's matte can spill over content (measured, a faint SAMPLE in 4
     real previews: the matte covered 3/4 of the picture and outside the stamp the result lost 5.6 dB
     to blind removal); the network's detections across the set mark where the stamp can be.
+
+    From MANY_PICTURES pictures on, the stamp is read off the set's statistics instead
+    (stamps.estimate.moment_matched, seen_by_the_set), and the network is told it after the inverse
+    blend rather than looking again (est.look_after False): on optcg_set1 (26 real cards, 233 px wide)
+    the edge-based estimate had the word at a third of its opacity and left it plain.
     """
-    from .stamps.estimate import confirmed_by, estimate_stamp, filled_where_seen, refine_stamp, refit_to_cleans
+    from .stamps.estimate import MANY_PICTURES, cannot_carry, estimate_stamp, moment_matched, seen_by_the_set
 
     engine = as_engine(engine)
     floats = [as_float(p) for p in pictures]
@@ -459,8 +464,29 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
         est = estimate_stamp(floats, smooth=smooth, hints=mattes, cleans=cleans, reach_hints=shares_one)
     else:
         est = estimate_stamp(floats, smooth=smooth)
+    if len(floats) >= MANY_PICTURES:
+        # Enough pictures to read the stamp off their statistics (scale and colour right, where the
+        # edges leave them free), kept where the network finds it across the set.
+        confirmed = seen_by_the_set(moment_matched(est, floats), found)
+        # Which pictures carry it, judged on the stamp alone (the whole layer moment_matched saw
+        # held the pictures' text box too, whose text no blend explains).
+        confirmed.foreign = cannot_carry(confirmed, floats)
+    else:
+        confirmed = _confirmed_and_refined(est, engine, floats, found, mattes, cleans, tile, refine)
+    confirmed.misfit_each = _misfits(confirmed, floats, cleans)
+    confirmed.misfit = _median(confirmed.misfit_each)
+    confirmed.uncovered_each = _uncovered(confirmed, found)
+    confirmed.uncovered = _median(confirmed.uncovered_each)
+    return confirmed
+
+
+def _confirmed_and_refined(est, engine, floats, found, mattes, cleans, tile: int, refine: bool):
+    """A few pictures' estimate kept where the network confirms it, completed where it sees more,
+    then refined and refitted (see estimate_shared)."""
+    from .stamps.estimate import confirmed_by, filled_where_seen, refine_stamp, refit_to_cleans
+
     confirmed = confirmed_by(est, found)
-    if has_matte:
+    if mattes[0] is not None:
         confirmed = filled_where_seen(confirmed, found, mattes, floats, cleans)
     if refine:
         step = REFINE_STEP if len(floats) < SURE_FROM else REFINE_STEP_SURE
@@ -468,10 +494,6 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
         for _ in range(REFIT_ROUNDS):
             under = [_cleaned_under(confirmed, p, offset, engine, tile) for p, offset in zip(floats, confirmed.offsets, strict=True)]
             confirmed = refit_to_cleans(confirmed, floats, under, see_through=UNBLEND_UP_TO)  # only what unblend inverts
-    confirmed.misfit_each = _misfits(confirmed, floats, cleans)
-    confirmed.misfit = _median(confirmed.misfit_each)
-    confirmed.uncovered_each = _uncovered(confirmed, found)
-    confirmed.uncovered = _median(confirmed.uncovered_each)
     return confirmed
 
 
@@ -540,9 +562,10 @@ def not_sharing(est) -> list[int]:
     explain (ODD_MISFIT): another series' picture, or a clean one. (Each picture's own uncovered
     share is no guide: in real sets that share a stamp the network also marks content, and blind
     removal there cost 0.57 dB on one set of 8.)"""
+    foreign = list(getattr(est, "foreign", []))  # darker or lighter under the stamp than a blend can make them
     if est.misfit is None or est.misfit > CLEAR_MISFIT:
-        return []
-    return [i for i, m in enumerate(est.misfit_each) if m is not None and m > ODD_MISFIT]
+        return foreign
+    return sorted(set(foreign) | {i for i, m in enumerate(est.misfit_each) if m is not None and m > ODD_MISFIT})
 
 
 def why_not_used(est) -> str | None:

@@ -107,15 +107,15 @@ def _pictures(folder: Path, width: int | None) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _stamps_for(pictures: list[np.ndarray], engine, tile: int) -> tuple[list, str | None]:
+def _stamps_for(pictures: list[np.ndarray], engine, tile: int) -> tuple[list, bool, str | None]:
     """What `desample clean --shared` removes from each picture: its placed stamp (matte, colour), or
-    None (blind); and why the estimate was not used at all, if it was not."""
+    None (blind); whether the network looks again after it; why the estimate was not used at all."""
     est = estimate_shared(pictures, engine, tile)
     reason = why_not_used(est)
     if reason:
-        return [None] * len(pictures), reason
+        return [None] * len(pictures), True, reason
     return [est.placed(p.shape[:2], off) if used else None
-            for p, off, used in zip(pictures, est.offsets, pictures_using(est), strict=True)], None
+            for p, off, used in zip(pictures, est.offsets, pictures_using(est), strict=True)], est.look_after, None
 
 
 def score_picture(rgb: np.ndarray, out: np.ndarray, plain: np.ndarray, found: np.ndarray, ref: np.ndarray | None) -> dict:
@@ -166,7 +166,7 @@ def run_real(folder: str | Path, engine, reference: Reference | None, widths: li
         named = _pictures(folder, width)
         names, pictures = [n for n, _ in named], [p for _, p in named]
         label = str(width) if width else "full"
-        stamps, reason = (_stamps_for(pictures, engine, tile) if "shared" in methods else ([None] * len(pictures), None))
+        stamps, look, reason = _stamps_for(pictures, engine, tile) if "shared" in methods else ([None] * len(pictures), True, None)
         per: dict[str, list[dict]] = {m: [] for m in methods}
         for name, rgb, stamp in zip(names, pictures, stamps, strict=True):
             h, w = rgb.shape[:2]
@@ -176,7 +176,7 @@ def run_real(folder: str | Path, engine, reference: Reference | None, widths: li
                 if m == "blind":
                     res = restore(rgb, engine, tile=tile, dtype=np.uint8)
                 else:
-                    res = restore(rgb, engine, tile=tile, dtype=np.uint8, stamp=stamp)
+                    res = restore(rgb, engine, tile=tile, dtype=np.uint8, stamp=stamp, detect=stamp is None or look)
                 per[m].append({"picture": name, "shared_stamp_used": stamp is not None if m == "shared" else None,
                                **score_picture(rgb, res.rgb, plain, res.mask, ref)})
         block = {m: {"summary": summarise(rows), "pictures": rows} for m, rows in per.items()}

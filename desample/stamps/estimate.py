@@ -82,6 +82,13 @@ class StampEstimate:
     # (None when not measured).
     uncovered: float | None = None
     uncovered_each: list[float | None] = field(default_factory=list)
+    # After the inverse blend, whether the network should look for what is left (estimates from a
+    # few pictures, whose errors it cleans) or be told the stamp is known (read off many pictures:
+    # looking, it marked the pictures' own text too; core.estimate_shared).
+    look_after: bool = True
+    # Pictures (indices) that cannot carry the stamp: they are darker (or lighter) under it than
+    # any picture blended with it can be (cannot_carry; set for many-picture estimates).
+    foreign: list[int] = field(default_factory=list)
 
     def placed(self, shape: tuple[int, int], offset: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
         """(matte (H, W), colour (H, W, 3)) of a picture of `shape` with the stamp at `offset` (may hang over)."""
@@ -835,3 +842,156 @@ def harmonic_fill(picture: np.ndarray, hole: np.ndarray) -> np.ndarray:
     out = picture.copy()
     out[y0:y1, x0:x1] = np.where(inside[..., None], filled, sub).astype(picture.dtype)
     return out
+
+
+# From this many pictures on, a shared stamp's matte and colour are read off the pictures' own
+# statistics (moment_matched) rather than solved for from their edges.
+MANY_PICTURES = 12
+SMOOTH_SPREAD = False
+OPAQUE_DESIGN = 0.95  # a shared part this opaque in every picture is the pictures' own design (a frame's lines)
+FAINT_LAYER = 0.1  # a matte under this is not worth inverting
+
+
+def moment_matched(est: StampEstimate, pictures: list[np.ndarray], near: float = 0.08, support_from: float = 0.25) -> StampEstimate:
+    """_moment_matched from all pictures, then again from those that can carry what it found
+    (outside_the_blend): a few pictures without the stamp widen the quartiles under it, and the
+    matte comes out fainter (a synthetic set of 16 with 2 such: 0.44 for 0.65). Their indices go
+    to the result's `foreign`. (Judged again with the final estimate, once the network has said
+    which part of it is the stamp: core.estimate_shared.)"""
+    first = _moment_matched(est, pictures, near, support_from)
+    foreign = cannot_carry(first, pictures)
+    if not foreign or len(pictures) - len(foreign) < 2:
+        first.foreign = foreign
+        return first
+    keep = [k for k in range(len(pictures)) if k not in foreign]
+    sub = StampEstimate(est.matte, est.color, offsets=[est.offsets[k] for k in keep])
+    second = _moment_matched(sub, [pictures[k] for k in keep], near, support_from)
+    return StampEstimate(matte=second.matte, color=second.color, offsets=list(est.offsets), foreign=foreign)
+
+
+def cannot_carry(est: StampEstimate, pictures: list[np.ndarray]) -> list[int]:
+    """The pictures (indices) that cannot be a blend with est (outside_the_blend over CANNOT_CARRY)."""
+    outside = [outside_the_blend(est, p, off) for p, off in zip(pictures, est.offsets, strict=True)]
+    return [k for k, v in enumerate(outside) if v is not None and v > CANNOT_CARRY]
+
+
+def _moment_matched(est: StampEstimate, pictures: list[np.ndarray], near: float, support_from: float) -> StampEstimate:
+    """The shared stamp read off many pictures' own statistics, in est's frame (est gives the frame
+    and the offsets). Where the stamp is, each picture is J_k = a*W + (1-a)*I_k, so across the set
+    J's spread is (1-a) times the pictures' own, and J's mean a*W + (1-a) times theirs. The
+    pictures' own spread and mean there are taken from around it (within `near` x the frame's
+    width: the upper quartile of the spreads, the median of the means, which a stamp covering less
+    than a quarter of the window does not move). Needs many pictures (MANY_PICTURES): from 4 the
+    spreads are too noisy.
+
+    Why: the edge-based estimate leaves a scale free (a*W) and took a real set's white stamp at
+    a = 0.68 for a grey one at 0.26 (optcg_set1, 26 cards at 233 px wide): inverted, the word stayed
+    plain. What the set shares that is not a see-through layer drops out: its own opaque design
+    (lines and plates identical in every picture: a above OPAQUE_DESIGN) is left as picture, and a
+    text box whose text varies spreads J as much as the picture does.
+    """
+    from scipy import ndimage as ndi
+
+    h, w = est.matte.shape
+    stack = _in_frame([p.astype(np.float32) for p in pictures], est.offsets, (h, w))  # (K, h, w, 3)
+    # Quartiles, not mean and deviation: robust to the few pictures that do not carry the stamp
+    # (5 of optcg_set1's 31 carry another; with the deviation they halved the matte).
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN where no picture reaches
+        q1, mean, q3 = np.nan_to_num(np.nanpercentile(stack, [25, 50, 75], axis=0))
+    spread = (q3 - q1).mean(-1)  # (h, w)
+    spread = box_mean(spread, 1) if SMOOTH_SPREAD else spread
+    # The surroundings' statistics on a coarse grid (cheap at any size), brought back up: twice,
+    # the second time leaving out where the first found a stamp (its pixels, brighter or darker and
+    # less spread, would pull the statistics towards it).
+    step = max(1, w // 64)
+    reach = max(2, int(round(near * w / step)))
+    coarse = (slice(step // 2, None, step), slice(step // 2, None, step))
+
+    def up(x: np.ndarray) -> np.ndarray:
+        return np.asarray(Image.fromarray(x.astype(np.float32), mode="F").resize((w, h), Image.BILINEAR), np.float32)
+
+    def around(x: np.ndarray, q: float, leave_out: np.ndarray | None) -> np.ndarray:
+        small = x[coarse].astype(np.float64)
+        if leave_out is not None:
+            small = np.where(leave_out[coarse], np.nan, small)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a window with nothing left: NaN, filled below
+            out = ndi.generic_filter(small, lambda v: np.nanpercentile(v, q), size=2 * reach + 1, mode="nearest")
+        return up(np.where(np.isfinite(out), out, np.nanmedian(small)))
+
+    keep = None
+    for _ in range(2):
+        leave_out = None if keep is None else dilate(keep, 2)
+        ref_spread = around(spread, 75, leave_out)
+        ref_mean = np.stack([around(mean[..., c], 50, leave_out) for c in range(3)], -1)
+        keep = _layer(1 - spread / np.maximum(ref_spread, 1e-4), support_from)
+    matte = np.clip(1 - spread / np.maximum(ref_spread, 1e-4), 0, 1)
+    keep = _layer(matte, support_from)
+    a = np.where(keep, matte, 0).astype(np.float32)
+    # One colour (a stamp is one layer of one colour): each pixel's W = (J - (1-a) I) / a, with
+    # the set's medians, and their median over the clearly stamped pixels.
+    sure = keep & (a >= 0.3)
+    if not sure.any():
+        return StampEstimate(matte=np.zeros_like(a), color=np.zeros((h, w, 3), np.float32), offsets=list(est.offsets))
+    each = (mean[sure] - (1 - a[sure, None]) * ref_mean[sure]) / a[sure, None]
+    color = np.clip(np.median(each, axis=0), 0, 1).astype(np.float32)
+    return StampEstimate(matte=a, color=np.where(keep[..., None], color, 0).astype(np.float32), offsets=list(est.offsets))
+
+
+def _layer(matte: np.ndarray, support_from: float) -> np.ndarray:
+    """Where a see-through layer is: clearly (support_from), in parts bigger than a pixel or two,
+    with their soft edges, and never as opaque as a shared design's own lines (OPAQUE_DESIGN)."""
+    from scipy import ndimage as ndi
+
+    see_through = (matte >= FAINT_LAYER) & (matte <= OPAQUE_DESIGN)
+    clear = ndi.binary_opening((matte >= support_from) & see_through, iterations=1)
+    return dilate(clear, 1) & see_through
+
+
+DETECTED_BY = 0.3  # share of the set's pictures in which the network must find a part of a many-picture stamp
+SMALL_PART = 0.15  # parts of it smaller than this share of its biggest part are left out
+
+
+def seen_by_the_set(est: StampEstimate, found: list[np.ndarray]) -> StampEstimate:
+    """est (moment_matched) kept where the network, run blind on each picture, finds a stamp in at
+    least DETECTED_BY of them (gaps of a letter closed, its edges let in), and in parts of at least
+    SMALL_PART of the biggest. The set's statistics cannot tell a stamp from a see-through part of
+    the pictures' shared design (a text box, a plate: the same physics); the network's view of
+    each picture can, and a picture's own mistakes do not add up across the set."""
+    from scipy import ndimage as ndi
+
+    h, w = est.matte.shape
+    share = np.nanmean(np.where(np.isnan(probs := _in_frame(found, est.offsets, (h, w))), np.nan, probs > 0.5), axis=0)
+    seen = dilate(ndi.binary_closing(np.nan_to_num(share) >= DETECTED_BY, iterations=2), max(1, round(w / 80)))
+    kept = (est.matte > 0) & seen
+    labels, n = ndi.label(kept)
+    if n:
+        sizes = ndi.sum(kept, labels, range(1, n + 1))
+        kept = np.isin(labels, 1 + np.nonzero(sizes >= SMALL_PART * sizes.max())[0])
+    return StampEstimate(matte=np.where(kept, est.matte, 0).astype(np.float32),
+                         color=np.where(kept[..., None], est.color, 0).astype(np.float32), offsets=list(est.offsets),
+                         look_after=False, foreign=list(est.foreign))
+
+
+# Share of a stamp's clear pixels outside the blend's range from which a picture does not carry it.
+# optcg_set1 at 233 px wide: 25 of the cards under the set's stamp 0.005-0.082, one whose stamp is
+# lighter 0.21; the 5 under a stamp of their own 0.29-0.37.
+CANNOT_CARRY = 0.2
+BLEND_SLACK = 0.5  # how far outside [0, 1] the picture under the stamp may seem: the estimate's errors, amplified by 1/(1-a)
+
+
+def outside_the_blend(est: StampEstimate, picture: np.ndarray, offset: tuple[int, int]) -> float | None:
+    """The share of the stamp's clear pixels (a >= 0.3) where picture cannot be J = a*W + (1-a)*I
+    for any I in [0, 1]: the inverse blend I = (J - a*W) / (1-a) is more than BLEND_SLACK outside
+    [0, 1] in some channel. About 0 in a picture that carries the stamp; a dark picture without it
+    (under a white stamp) inverts far below 0. None when the stamp has no clear pixel in the picture."""
+    matte, color = est.placed(picture.shape[:2], offset)
+    clear = matte >= 0.3
+    if not clear.any():
+        return None
+    a = matte[clear][:, None]
+    j = picture[clear].astype(np.float32)
+    under = (j - a * color[clear]) / np.maximum(1 - a, 1e-3)
+    out = (under < -BLEND_SLACK) | (under > 1 + BLEND_SLACK)
+    return float(out.any(axis=1).mean())
