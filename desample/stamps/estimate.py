@@ -962,7 +962,10 @@ def seen_by_the_set(est: StampEstimate, found: list[np.ndarray]) -> StampEstimat
     from scipy import ndimage as ndi
 
     h, w = est.matte.shape
-    share = np.nanmean(np.where(np.isnan(probs := _in_frame(found, est.offsets, (h, w))), np.nan, probs > 0.5), axis=0)
+    probs = _in_frame(found, est.offsets, (h, w))  # NaN where a picture does not reach
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN where no picture reaches
+        share = np.nanmean(np.where(np.isnan(probs), np.nan, probs > 0.5), axis=0)  # share of pictures finding it
     seen = dilate(ndi.binary_closing(np.nan_to_num(share) >= DETECTED_BY, iterations=2), max(1, round(w / 80)))
     kept = (est.matte > 0) & seen
     labels, n = ndi.label(kept)
