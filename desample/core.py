@@ -294,11 +294,7 @@ def restore(
             if detect or not inpaint:
                 found_blind, matte = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
                 own_removal = np.empty((h, w, 3), np.float32)
-                has_matte = getattr(engine, "has_matte", False)  # an old 3-output ONNX file has none
-                _pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte if has_matte else None,
-                      progress=progress)
-                if not has_matte:
-                    matte = None
+                _pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte, progress=progress)
             inside = mask > 0.5
             rgb = as_float(rgb)
             if not inpaint:
@@ -312,10 +308,8 @@ def restore(
             # the mask changes little.
             if inpaint:
                 opaque = np.ones((h, w), np.float32)
-            elif matte is not None:
-                opaque = np.clip((matte - FILL_FROM_MATTE) / (FILL_FULL_MATTE - FILL_FROM_MATTE), 0, 1)
             else:
-                opaque = found_blind
+                opaque = np.clip((matte - FILL_FROM_MATTE) / (FILL_FULL_MATTE - FILL_FROM_MATTE), 0, 1)
             opaque = np.where(inside, opaque, 0)[..., None]
             rgb = rgb + opaque * (harmonic_fill(rgb, opaque[..., 0] > 0) - rgb)
             if detect:  # a mask paints over what detection missed: add what the network finds by itself
@@ -448,24 +442,21 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
 
     engine = as_engine(engine)
     floats = [as_float(p) for p in pictures]
-    has_matte = getattr(engine, "has_matte", False)  # an old 3-output ONNX file has no matte output
     found, mattes, cleans = [], [], []
     for p in floats:  # one blind pass each: where the stamp is, its matte, and the picture without it
         found.append(np.zeros(p.shape[:2], np.float32))
         cleans.append(np.empty_like(p))
-        mattes.append(np.zeros(p.shape[:2], np.float32) if has_matte else None)
+        mattes.append(np.zeros(p.shape[:2], np.float32))
         _pass(engine, p, None, tile, None, cleans[-1], found[-1], matte_out=mattes[-1])
-    if has_matte:
-        def shares_one(plain) -> bool:
-            # A set that shares one stamp: its glow, whose soft edges the pictures hardly show, is
-            # solved for where the network's mattes see it too (for pictures each under their own
-            # word, that would make the union of their words the set's stamp).
-            uncovered = _median(_uncovered(plain, found))
-            return uncovered is None or uncovered <= UNCOVERED_LIMIT
 
-        est = estimate_stamp(floats, smooth=smooth, hints=mattes, cleans=cleans, reach_hints=shares_one)
-    else:
-        est = estimate_stamp(floats, smooth=smooth)
+    def shares_one(plain) -> bool:
+        # A set that shares one stamp: its glow, whose soft edges the pictures hardly show, is
+        # solved for where the network's mattes see it too (for pictures each under their own
+        # word, that would make the union of their words the set's stamp).
+        uncovered = _median(_uncovered(plain, found))
+        return uncovered is None or uncovered <= UNCOVERED_LIMIT
+
+    est = estimate_stamp(floats, smooth=smooth, hints=mattes, cleans=cleans, reach_hints=shares_one)
     if len(floats) >= MANY_PICTURES:
         # Enough pictures to read the stamp off their statistics (scale and colour right, where the
         # edges leave them free), kept where the network finds it across the set.
@@ -487,9 +478,7 @@ def _confirmed_and_refined(est, engine, floats, found, mattes, cleans, tile: int
     then refined and refitted (see estimate_shared)."""
     from .stamps.estimate import confirmed_by, filled_where_seen, refine_stamp, refit_to_cleans
 
-    confirmed = confirmed_by(est, found)
-    if mattes[0] is not None:
-        confirmed = filled_where_seen(confirmed, found, mattes, floats, cleans)
+    confirmed = filled_where_seen(confirmed_by(est, found), found, mattes, floats, cleans)
     if refine:
         step = REFINE_STEP if len(floats) < SURE_FROM else REFINE_STEP_SURE
         confirmed = refine_stamp(confirmed, floats, step=step)

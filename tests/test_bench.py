@@ -90,7 +90,7 @@ class _BrightDetector:
     def __call__(self, x, guide):
         n, _, h, w = x.shape
         prob = (x.mean(axis=1, keepdims=True) > 0.5).astype(np.float32)
-        return np.zeros((n, 3, 2 * h, 2 * w), np.float32), x, prob, None
+        return np.zeros((n, 3, 2 * h, 2 * w), np.float32), x, prob, np.zeros_like(prob)
 
 
 def test_detector_scores_per_stamp_kind():

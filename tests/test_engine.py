@@ -30,8 +30,9 @@ def test_shipped_onnx_agrees_with_the_shipped_safetensors(engines):
     guide = np.zeros((2, 2, 48, 64), np.float32)
     guide[1, 0] = rng.random((48, 64)) > 0.5
     guide[1, 1] = 1
-    assert onnx_engine.has_matte  # --shared takes the network's matte from it
-    for a, b in zip(onnx_engine(x, guide), torch_engine(x, guide), strict=True):
+    a_out, b_out = onnx_engine(x, guide), torch_engine(x, guide)
+    assert a_out._fields == b_out._fields == ("sr", "lr", "mask", "matte")  # --shared takes the network's matte too
+    for a, b in zip(a_out, b_out, strict=True):
         assert a.shape == b.shape
         assert np.abs(a - b).max() < 1e-3
     picture = np.asarray(anime_picture(233, 330, seed=5), np.float32) / 255.0

@@ -109,7 +109,7 @@ class _MarksEverything:
 
     def __init__(self, inner):
         self.inner, self.scale, self.multiple = inner, inner.scale, inner.multiple
-        self.border, self.guide_channels, self.has_matte = inner.border, inner.guide_channels, True
+        self.border, self.guide_channels = inner.border, inner.guide_channels
 
     def __call__(self, x, guide):
         hr, lr, mask, matte = self.inner(x, guide)

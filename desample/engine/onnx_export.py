@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from ..model.net import DesampleNet
+from .runtime import OUTPUTS
 
 
 class _ExportWrapper(nn.Module):
@@ -49,7 +50,7 @@ def export_onnx(model: DesampleNet, path: str | os.PathLike, opset: int = 17, in
     axes = {0: "batch", 2: "height", 3: "width"}
     torch.onnx.export(
         _ExportWrapper(model), (x, guide), str(tmp), dynamo=False, opset_version=opset,
-        input_names=["x", "guide"], output_names=["sr", "lr", "mask", "matte"],
+        input_names=["x", "guide"], output_names=list(OUTPUTS),
         dynamic_axes={"x": axes, "guide": axes, "sr": axes, "lr": axes, "mask": axes, "matte": axes},
     )
     proto = onnx.load(str(tmp))

@@ -1,10 +1,10 @@
 """Inference engines: ONNX Runtime (the default, no torch needed) and PyTorch (training, tests).
 
-An engine maps a batch of LR tiles to the network's outputs, all numpy float32 NCHW:
+An engine maps a batch of LR tiles to the network's named outputs (`EngineOutput`), all numpy
+float32 NCHW:
 
-    sr, lr, mask, matte = engine(x, guide)   # x (B,3,h,w) in [0,1], guide (B,2,h,w)
-
-(matte: the stamp's alpha as the network sees it; None from an ONNX file exported before it had one)
+    out = engine(x, guide)   # x (B,3,h,w) in [0,1], guide (B,2,h,w)
+    out.sr, out.lr, out.mask, out.matte
 
 and declares what tiling needs to know: `scale`, `multiple` (h and w must be multiples of it),
 `border` (LR pixels at each tile edge that saw padding) and `guide_channels`.
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import numpy as np
 
@@ -25,13 +25,23 @@ DEFAULT_SAFETENSORS = WEIGHTS_DIR / "default.safetensors"
 ENGINES = ("auto", "onnx", "torch")
 
 
+class EngineOutput(NamedTuple):
+    sr: np.ndarray  # (B, 3, s*h, s*w) the clean picture enlarged, not clamped
+    lr: np.ndarray  # (B, 3, h, w) the clean picture at input size
+    mask: np.ndarray  # (B, 1, h, w) probability that a pixel is under a stamp
+    matte: np.ndarray  # (B, 1, h, w) the stamp's alpha as the network sees it
+
+
+OUTPUTS = EngineOutput._fields  # the ONNX file's output names, in this order
+
+
 class Engine(Protocol):
     scale: int
     multiple: int
     border: int
     guide_channels: int
 
-    def __call__(self, x: np.ndarray, guide: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]: ...
+    def __call__(self, x: np.ndarray, guide: np.ndarray) -> EngineOutput: ...
 
 
 def _threads(threads: int) -> int:
@@ -64,12 +74,13 @@ class OnnxEngine:
         self.multiple = int(config["multiple"])
         self.border = int(config["border"])
         self.guide_channels = int(config["guide_channels"])
-        self.has_matte = len(self.session.get_outputs()) > 3
+        names = tuple(o.name for o in self.session.get_outputs())
+        if set(names) != set(OUTPUTS):
+            raise ValueError(f"{path} gives the outputs {names}, not {OUTPUTS}: export it again with `desample export`")
         self.path = path
 
-    def __call__(self, x: np.ndarray, guide: np.ndarray):
-        outs = self.session.run(None, {"x": x, "guide": guide})
-        return (*outs, None) if len(outs) == 3 else tuple(outs)
+    def __call__(self, x: np.ndarray, guide: np.ndarray) -> EngineOutput:
+        return EngineOutput(*self.session.run(list(OUTPUTS), {"x": x, "guide": guide}))
 
 
 class TorchEngine:
@@ -82,13 +93,12 @@ class TorchEngine:
         self.model = model.eval()
         cfg = model.config
         self.scale, self.multiple, self.border, self.guide_channels = cfg.scale, cfg.multiple, cfg.border, cfg.guide_channels
-        self.has_matte = True
 
-    def __call__(self, x: np.ndarray, guide: np.ndarray):
+    def __call__(self, x: np.ndarray, guide: np.ndarray) -> EngineOutput:
         torch = self._torch
         with torch.inference_mode():
             out = self.model(torch.from_numpy(x), torch.from_numpy(guide))
-            return out.sr.numpy(), out.lr.numpy(), torch.sigmoid(out.mask_logits).numpy(), out.matte.numpy()
+            return EngineOutput(out.sr.numpy(), out.lr.numpy(), torch.sigmoid(out.mask_logits).numpy(), out.matte.numpy())
 
 
 def as_engine(obj) -> Engine:
