@@ -182,8 +182,8 @@ def _known_stamp(args, pairs, load_image, engine):
         return load_stamp(args.stamp), {}
     if not args.shared:
         return None, {}
-    from .core import estimate_shared, pictures_using, why_not_used
     from .imageio import ImageLoadError
+    from .shared import estimate_shared, pictures_using, why_not_used
 
     if len(pairs) < 2:
         raise ValueError("--shared needs at least 2 pictures that share one stamp")
@@ -200,7 +200,7 @@ def _known_stamp(args, pairs, load_image, engine):
     est = estimate_shared(pictures, engine, args.tile)
     reason = why_not_used(est)
     if reason:
-        # Measured: such estimates lose to blind removal, by up to 3 dB (core.MISFIT_LIMIT, UNCOVERED_LIMIT).
+        # Measured: such estimates lose to blind removal, by up to 3 dB (shared.POLICY.misfit_limit, POLICY.uncovered_limit).
         print(f"warning: the stamp estimated from these {len(pictures)} pictures {reason}: removing it blind "
               "instead; to use it anyway, write it with `desample estimate` and give it with --stamp", file=sys.stderr)
         return None, {}
@@ -216,14 +216,14 @@ def _known_stamp(args, pairs, load_image, engine):
 
 
 def _misfit_words(est) -> str:
-    from .core import MISFIT_LIMIT
+    from .shared import POLICY
 
-    return "" if est.misfit is None else f", misfit {est.misfit:.2f} (under {MISFIT_LIMIT}: it explains the pictures)"
+    return "" if est.misfit is None else f", misfit {est.misfit:.2f} (under {POLICY.misfit_limit}: it explains the pictures)"
 
 
 def cmd_estimate(args) -> int:
-    from .core import not_sharing, why_not_used
     from .imageio import load_image
+    from .shared import not_sharing, why_not_used
     from .stamps.estimate import estimate_stamp, save_stamp
 
     pairs = _expand_inputs(args.inputs)
@@ -234,8 +234,8 @@ def cmd_estimate(args) -> int:
     if args.unconfirmed:
         est = estimate_stamp(pictures, smooth=args.smooth)
     else:
-        from .core import estimate_shared
         from .engine.runtime import load_engine
+        from .shared import estimate_shared
 
         est = estimate_shared(pictures, load_engine(args.model, threads=args.threads), smooth=args.smooth)
     save_stamp(args.output, est)

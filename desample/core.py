@@ -32,50 +32,6 @@ BAND = 256  # rows per band where whole-picture temporaries would grow with the 
 # mask 0.0695 / 0.0139 -> 0.0687 / 0.0136, exact mask 0.0652 / 0.0107 -> 0.0657 / 0.0103.
 FILL_FROM_MATTE, FILL_FULL_MATTE = 0.3, 0.8
 UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above, noise x1/(1-a) is too much
-# With fewer than SURE_FROM pictures, `--shared` falls back to blind removal when the estimated
-# stamp does not explain its pictures (StampEstimate.misfit over MISFIT_LIMIT). Measured on 32 sets
-# of 4 (examples/measure_misfit_check.py: held-out anime pictures, 3 draws of 8 sets, procedural ones, 2
-# draws of 4), mean gain inside the stamp over blind removal: this check +1.21 dB, the estimate
-# always used +1.02, the check before it (|J - (a*W + (1-a)*C)| / |J - C|, limit 1) +0.64.
-# The misfit (see _misfit) was 0.02-0.16 for 14 sets (mean +2.0 dB; 3 lost, which it cannot see),
-# 0.33-0.67 for stamps the network removes only in part (9 sets, 7 gained, mean +1.1), 0.86-1.09
-# where the stamp predicts nothing of what the network removes (9 sets, 8 lost, mean -0.65): any
-# limit from 0.67 to 0.86 chooses the same. The old check sent the middle ones to blind removal.
-# With the estimate refined (stamps.estimate.refine_stamp, session 21) the same 32 sets: the check
-# +1.48 dB, always +1.45; misfits lower (the losing sets 0.68-0.85 and three right-looking ones).
-MISFIT_LIMIT = 0.75
-SURE_FROM = 8
-# Whatever the number of pictures, `--shared` also falls back to blind removal when the estimate
-# leaves out more than UNCOVERED_LIMIT of the stamps the network finds in the pictures
-# (StampEstimate.uncovered): pictures that do not share one stamp. Told to share one when they do
-# not, 8 procedural previews under 8 different words lost 1.14 dB on the whole picture (up to 3.8)
-# to blind removal, 4 lost 0.83 (misfit 0.75, just under the limit): the guided pass, told where the
-# stamp is, leaves the pictures' own stamps. Their estimate left out 0.84-0.99 of what the network
-# found; the bench's sets, which share one, 0.00-0.05 (16 procedural sets of 4) and up to 0.44 (8
-# real sets of 4 and of 8, where the network also marks some content).
-UNCOVERED_LIMIT = 0.6
-UNCOVERED_FROM = 50  # pixels the network must find in a picture for that picture to count
-# One picture that does not carry the set's stamp (another series', or a clean one, in the folder):
-# its own misfit over ODD_MISFIT where the set's is CLEAR_MISFIT or under. Measured: such a picture
-# among 4 under the classic SAMPLE 0.82-0.99 (set 0.10-0.11; a clean one, another word, faint or
-# not, over the SAMPLE or beside it); in the bench's sets whose misfit is 0.2 or under (16
-# procedural sets of 4, 8 real ones) each picture's is 0.40 at most (a set of 0.42 has one of 0.89).
-# With the step-40,600 weights a clean picture among 4 under the classic SAMPLE scored 0.79: the
-# line moved to 0.7, still far above the 0.40 of pictures that carry the stamp.
-ODD_MISFIT, CLEAR_MISFIT = 0.7, 0.2
-# Steps of the refinement (stamps.estimate.refine_stamp) below and from SURE_FROM pictures. Measured
-# (examples/measure_stamp_refinement.py), inside the stamp: sets of 4 at 0.003 +0.42 dB (32 sets);
-# sets of 8 at 0.003 -0.28 (8 anime sets), at 0.001 +0.16 (24: seeds 4321, 999, 777 +0.08, +0.03, +0.37).
-REFINE_STEP, REFINE_STEP_SURE = 0.003, 0.001
-# Then the estimate is refitted to the pictures as the network, run blind on them with the estimate
-# inverted, sees them (stamps.estimate.refit_to_cleans), this many times: where the estimate is too
-# faint the network removes the rest, and the refit moves the matte up (estimates are mostly too
-# faint: on the 16 procedural sets of 4, 0.11 vs 0.26, 0.07 vs 0.19). Measured on those sets
-# (`desample bench --shared 4 --limit 16`), inside the stamp at 2x: two rounds +0.31 dB (no set
-# loses over 0.02), five +0.32 (three sets lose 0.1-0.35: the colour gets noisy). On real pictures
-# less: 8 sets of 4 +0.06 dB (with the alignment check of estimate_stamp), of 8 +0.15 (with it and
-# the completion of filled_where_seen).
-REFIT_ROUNDS = 2
 
 
 # A picture whose long side is over SEEN_FROM is also looked at made small, its long side SEEN_AT:
@@ -108,7 +64,7 @@ def as_float(rgb: np.ndarray) -> np.ndarray:
     return rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32, copy=False)
 
 
-def _pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, out: np.ndarray | None,
+def network_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, out: np.ndarray | None,
           lr_out: np.ndarray | None, mask_out: np.ndarray | None, no_stamp: bool = False,
           matte_out: np.ndarray | None = None, inverted: np.ndarray | None = None, progress=None) -> None:
     """One tiled pass of the network over rgb (H, W, 3).
@@ -137,14 +93,14 @@ def _pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, o
 
 def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, outs: list[np.ndarray | None],
                    no_stamp: bool, inverted: np.ndarray | None = None, progress=None) -> None:
-    """_pass on the mirrored picture, each output averaged into `outs` (out, lr_out, mask_out): a
+    """network_pass on the mirrored picture, each output averaged into `outs` (out, lr_out, mask_out): a
     second opinion whose errors partly cancel the first's (waifu2x's "TTA")."""
     mirrored = [None if o is None else np.empty_like(o) for o in outs]
 
     def flip(m):
         return None if m is None else np.ascontiguousarray(m[:, ::-1])
 
-    _pass(engine, flip(rgb), flip(mask), tile, *mirrored, no_stamp=no_stamp, inverted=flip(inverted), progress=progress)
+    network_pass(engine, flip(rgb), flip(mask), tile, *mirrored, no_stamp=no_stamp, inverted=flip(inverted), progress=progress)
     for o, m in zip(outs, mirrored, strict=True):
         if o is None:
             continue
@@ -294,7 +250,7 @@ def restore(
             if detect or not inpaint:
                 found_blind, matte = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
                 own_removal = np.empty((h, w, 3), np.float32)
-                _pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte, progress=progress)
+                network_pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte, progress=progress)
             inside = mask > 0.5
             rgb = as_float(rgb)
             if not inpaint:
@@ -347,14 +303,14 @@ def restore(
     first = np.empty((h * first_scale, w * first_scale, 3), dtype)
     no_stamp = not detect and guide is None
     outs = [None, first, found] if scale == 1 else [first, None, found]
-    _pass(engine, rgb, guide, tile, *outs, no_stamp=no_stamp, inverted=inverted, progress=progress)
+    network_pass(engine, rgb, guide, tile, *outs, no_stamp=no_stamp, inverted=inverted, progress=progress)
     if mirror:
         _mirrored_pass(engine, rgb, guide, tile, outs, no_stamp, inverted, progress=progress)
     if detect and guide is None and stamp is None and (found > 0.5).mean() > WHOLESALE:
         # No stamp covers that much of a picture: what was found is the picture itself (noise, a
         # texture); enlarge and denoise it as one without a stamp.
         found[:] = 0
-        _pass(engine, rgb, None, tile, *outs[:2], None, no_stamp=True, progress=progress)
+        network_pass(engine, rgb, None, tile, *outs[:2], None, no_stamp=True, progress=progress)
         if mirror:
             _mirrored_pass(engine, rgb, None, tile, [*outs[:2], None], True, progress=progress)
     if not detect:  # nothing was looked for: the stamp is what was given, if anything
@@ -367,7 +323,7 @@ def restore(
     if scale == 4:
         # 4x = 2x twice; the second pass is told "there is no stamp" (guide given, all zero).
         result = np.empty((h * 4, w * 4, 3), dtype)
-        _pass(engine, first, None, tile, result, None, None, no_stamp=True, progress=progress)
+        network_pass(engine, first, None, tile, result, None, None, no_stamp=True, progress=progress)
         if mirror:
             _mirrored_pass(engine, first, None, tile, [result, None, None], True, progress=progress)
         del first
@@ -392,7 +348,7 @@ def _stamp_seen_smaller(rgb: np.ndarray, engine, tile: int) -> tuple[tuple[np.nd
     found = np.zeros(small.shape[:2], np.float32)
     matte = np.zeros(small.shape[:2], np.float32)
     clean = np.empty_like(small)
-    _pass(engine, small, None, tile, None, clean, found, matte_out=matte)
+    network_pass(engine, small, None, tile, None, clean, found, matte_out=matte)
     if (found > 0.5).mean() < SEEN_MIN_SHARE or (found > 0.5).mean() > WHOLESALE:
         return None, None
     from .stamps.estimate import box_mean, dilate
@@ -414,174 +370,8 @@ def _stamp_seen_smaller(rgb: np.ndarray, engine, tile: int) -> tuple[tuple[np.nd
 def detect_stamp(rgb: np.ndarray, engine, tile: int = 512) -> np.ndarray:
     """The network's stamp probability (H, W) in [0,1] for rgb (H, W, 3), blind (one LR pass, no enlargement)."""
     found = np.zeros(rgb.shape[:2], np.float32)
-    _pass(as_engine(engine), rgb, None, tile, None, None, found)
+    network_pass(as_engine(engine), rgb, None, tile, None, None, found)
     return found
-
-
-def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth: int = 3, refine: bool = True):
-    """The stamp shared by pictures (H_k, W_k, 3), as `desample clean --shared` uses it: estimated from
-    the set (stamps.estimate) with the network's own mattes of each picture as a second opinion, and
-    kept where the network, run blind on each picture, confirms a stamp; each picture's opinion
-    counts as much as the picture under the stamp (the network's own removal) differs from its colour.
-
-    refine: refine the estimate jointly with the pictures (stamps.estimate.refine_stamp), in smaller
-    steps from SURE_FROM pictures on, whose estimate is closer to start with; then refit it
-    REFIT_ROUNDS times to what the network removes from each picture with it inverted
-    (stamps.estimate.refit_to_cleans).
-
-    With few pictures a faint stamp's matte can spill over content (measured, a faint SAMPLE in 4
-    real previews: the matte covered 3/4 of the picture and outside the stamp the result lost 5.6 dB
-    to blind removal); the network's detections across the set mark where the stamp can be.
-
-    From MANY_PICTURES pictures on, the stamp is read off the set's statistics instead
-    (stamps.estimate.moment_matched, seen_by_the_set), and the network is told it after the inverse
-    blend rather than looking again (est.look_after False): on optcg_set1 (26 real cards, 233 px wide)
-    the edge-based estimate had the word at a third of its opacity and left it plain.
-    """
-    from .stamps.estimate import MANY_PICTURES, cannot_carry, estimate_stamp, moment_matched, seen_by_the_set
-
-    engine = as_engine(engine)
-    floats = [as_float(p) for p in pictures]
-    found, mattes, cleans = [], [], []
-    for p in floats:  # one blind pass each: where the stamp is, its matte, and the picture without it
-        found.append(np.zeros(p.shape[:2], np.float32))
-        cleans.append(np.empty_like(p))
-        mattes.append(np.zeros(p.shape[:2], np.float32))
-        _pass(engine, p, None, tile, None, cleans[-1], found[-1], matte_out=mattes[-1])
-
-    def shares_one(plain) -> bool:
-        # A set that shares one stamp: its glow, whose soft edges the pictures hardly show, is
-        # solved for where the network's mattes see it too (for pictures each under their own
-        # word, that would make the union of their words the set's stamp).
-        uncovered = _median(_uncovered(plain, found))
-        return uncovered is None or uncovered <= UNCOVERED_LIMIT
-
-    est = estimate_stamp(floats, smooth=smooth, hints=mattes, cleans=cleans, reach_hints=shares_one)
-    if len(floats) >= MANY_PICTURES:
-        # Enough pictures to read the stamp off their statistics (scale and colour right, where the
-        # edges leave them free), kept where the network finds it across the set.
-        confirmed = seen_by_the_set(moment_matched(est, floats), found)
-        # Which pictures carry it, judged on the stamp alone (the whole layer moment_matched saw
-        # held the pictures' text box too, whose text no blend explains).
-        confirmed.foreign = cannot_carry(confirmed, floats)
-    else:
-        confirmed = _confirmed_and_refined(est, engine, floats, found, mattes, cleans, tile, refine)
-    confirmed.misfit_each = _misfits(confirmed, floats, cleans)
-    confirmed.misfit = _median(confirmed.misfit_each)
-    confirmed.uncovered_each = _uncovered(confirmed, found)
-    confirmed.uncovered = _median(confirmed.uncovered_each)
-    return confirmed
-
-
-def _confirmed_and_refined(est, engine, floats, found, mattes, cleans, tile: int, refine: bool):
-    """A few pictures' estimate kept where the network confirms it, completed where it sees more,
-    then refined and refitted (see estimate_shared)."""
-    from .stamps.estimate import confirmed_by, filled_where_seen, refine_stamp, refit_to_cleans
-
-    confirmed = filled_where_seen(confirmed_by(est, found), found, mattes, floats, cleans)
-    if refine:
-        step = REFINE_STEP if len(floats) < SURE_FROM else REFINE_STEP_SURE
-        confirmed = refine_stamp(confirmed, floats, step=step)
-        for _ in range(REFIT_ROUNDS):
-            under = [_cleaned_under(confirmed, p, offset, engine, tile) for p, offset in zip(floats, confirmed.offsets, strict=True)]
-            confirmed = refit_to_cleans(confirmed, floats, under, see_through=UNBLEND_UP_TO)  # only what unblend inverts
-    return confirmed
-
-
-def _median(values: list[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return float(np.median(known)) if known else None
-
-
-def _cleaned_under(est, picture: np.ndarray, offset: tuple[int, int], engine, tile: int) -> np.ndarray:
-    """The picture under est's stamp as the network sees it: est inverted (its opaque part filled from
-    around), then the network run blind at 1x, which takes away what est left of the stamp."""
-    from .stamps.estimate import harmonic_fill
-
-    unblended, opaque = unblend(picture, *est.placed(picture.shape[:2], offset))
-    clean = np.empty_like(unblended)
-    _pass(engine, harmonic_fill(unblended, opaque > 0), None, tile, None, clean, None)
-    return clean
-
-
-def _misfit(est, pictures: list[np.ndarray], cleans: list[np.ndarray], visible: float = 0.05) -> float | None:
-    """How badly est explains the pictures: the median over the pictures of _misfits."""
-    return _median(_misfits(est, pictures, cleans, visible))
-
-
-def _misfits(est, pictures: list[np.ndarray], cleans: list[np.ndarray], visible: float = 0.05) -> list[float | None]:
-    """How badly est explains each picture: 1 minus the cosine between what the network removed from
-    it, J - C (C: its own removal), and what the stamp would remove from C, a*(W - C), where the
-    matte is visible (None where it is nowhere). Not the size of the removal, only its shape:
-    the network removes a stamp only in part, and a right stamp then still points the same way
-    (0-0.2 measured; 0.3-0.7 for a stamp the network sees in part), where a matte over the pictures'
-    content, or the wrong colour, does not (about 1: unrelated)."""
-    misfits = []
-    for picture, clean, offset in zip(pictures, cleans, est.offsets, strict=True):
-        matte, color = est.placed(picture.shape[:2], offset)
-        seen = matte > visible
-        if not seen.any():
-            misfits.append(None)
-            continue
-        removed = (picture[seen] - clean[seen]).ravel().astype(np.float64)
-        predicted = (matte[seen][:, None] * (color[seen] - clean[seen])).ravel().astype(np.float64)
-        norm = np.sqrt((removed @ removed) * (predicted @ predicted))
-        misfits.append(1.0 - float(removed @ predicted) / norm if norm > 1e-12 else 1.0)
-    return misfits
-
-
-def _uncovered(est, found: list[np.ndarray], near: int = 3) -> list[float | None]:
-    """For each picture, the share of what the network finds of a stamp there (found: its blind
-    detections) that est leaves out (more than `near` px from its matte); None where it finds
-    under UNCOVERED_FROM pixels."""
-    from .stamps.estimate import dilate
-
-    shares = []
-    for seen, offset in zip(found, est.offsets, strict=True):
-        marked = seen > 0.5
-        if marked.sum() < UNCOVERED_FROM:
-            shares.append(None)
-            continue
-        matte, _ = est.placed(seen.shape, offset)
-        shares.append(float((marked & ~dilate(matte > 0, near)).sum() / marked.sum()))
-    return shares
-
-
-def not_sharing(est) -> list[int]:
-    """The pictures (indices into est.offsets) that do not seem to carry the set's stamp, to be
-    cleaned blind while the rest use it: in a set the stamp explains clearly, those it does not
-    explain (ODD_MISFIT): another series' picture, or a clean one. (Each picture's own uncovered
-    share is no guide: in real sets that share a stamp the network also marks content, and blind
-    removal there cost 0.57 dB on one set of 8.)"""
-    foreign = list(getattr(est, "foreign", []))  # darker or lighter under the stamp than a blend can make them
-    if est.misfit is None or est.misfit > CLEAR_MISFIT:
-        return foreign
-    return sorted(set(foreign) | {i for i, m in enumerate(est.misfit_each) if m is not None and m > ODD_MISFIT})
-
-
-def why_not_used(est) -> str | None:
-    """Why `--shared` should not use est, in words (see UNCOVERED_LIMIT and MISFIT_LIMIT), or None:
-    use it. A stamp nobody measured (a stamp file) is trusted."""
-    if est.uncovered is not None and est.uncovered > UNCOVERED_LIMIT:
-        return (f"leaves out {100 * est.uncovered:.0f}% of the stamps the network finds in them (over "
-                f"{100 * UNCOVERED_LIMIT:.0f}%: they do not seem to share one stamp)")
-    if est.misfit is not None and len(est.offsets) < SURE_FROM and est.misfit > MISFIT_LIMIT:
-        return f"does not explain them (misfit {est.misfit:.2f} > {MISFIT_LIMIT})"
-    return None
-
-
-def stamp_explains(est) -> bool:
-    """Whether `--shared` should use est (see why_not_used)."""
-    return why_not_used(est) is None
-
-
-def pictures_using(est) -> list[bool]:
-    """For each picture est was estimated from (est.offsets' order), whether `--shared` removes est
-    from it; False: that picture is cleaned blind (the set's estimate not used, or not_sharing)."""
-    if not stamp_explains(est):
-        return [False] * len(est.offsets)
-    odd = set(not_sharing(est))
-    return [i not in odd for i in range(len(est.offsets))]
 
 
 def bicubic(rgb: np.ndarray, scale: int) -> np.ndarray:

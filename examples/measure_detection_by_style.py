@@ -49,7 +49,7 @@ def styled_word(h: int, w: int, rng: np.random.Generator, style: str, opacity: f
 def main(folder: str, weights: list[str], threads: int = 1, pictures: int = 12, styles: tuple[str, ...] = STYLES) -> None:
     import torch
 
-    from desample.core import _pass, as_engine
+    from desample.core import as_engine, network_pass
     from desample.data.index import ensure_index
     from desample.data.pairs import flatten_alpha, make_preview
     from desample.engine.runtime import load_engine
@@ -73,7 +73,7 @@ def main(folder: str, weights: list[str], threads: int = 1, pictures: int = 12, 
                     pv = make_preview(hr, rng, 2, stamp=styled_word(h, w, rng, style, opacity))
                     found, clean = np.zeros((h, w), np.float32), np.empty_like(pv.stamped)
                     matte = np.zeros((h, w), np.float32) if getattr(engine, "has_matte", False) else None
-                    _pass(engine, pv.stamped, None, 512, None, clean, found, matte_out=matte)
+                    network_pass(engine, pv.stamped, None, 512, None, clean, found, matte_out=matte)
                     seen = pv.alpha > 0.1
                     recall.append((found[seen] > 0.5).mean())
                     if matte is not None:

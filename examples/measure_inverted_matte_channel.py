@@ -43,9 +43,10 @@ class _ThirdChannelZeroed:
 
 def main(folder: str, k: int, weights: str) -> None:
     from desample.bench.shared import build_sets, shared_pictures
-    from desample.core import estimate_shared, restore
+    from desample.core import restore
     from desample.engine.runtime import load_engine
     from desample.metrics import enlarge_mask, psnr
+    from desample.shared import estimate_shared
 
     sets = build_sets(shared_pictures(folder, 64), k, 8)
     cache = Path(f"/tmp/desample_shipped_estimates_k{k}.pkl")  # the shipped model's: one for every weights

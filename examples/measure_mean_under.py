@@ -3,7 +3,7 @@
 Given a matte a, each picture under the stamp is I_k = (J_k - mean_k J) / (1 - a) + mean_k I: the
 pictures' differences from their mean are exact, and all that is left to know is mean_k I, the mean
 of the pictures under the stamp (the colour follows from it: a*W = mean J - (1 - a)*mean I). This
-script takes `--shared`'s final estimate of each set (`core.estimate_shared`) and inverts the
+script takes `--shared`'s final estimate of each set (`shared.estimate_shared`) and inverts the
 pictures at 1x, in the see-through part of the stamp (0 < a < 0.7, inside the true stamp), with
 mean_k I from:
 
@@ -11,7 +11,7 @@ mean_k I from:
     median steps   stamps.estimate._mean_under with the final matte (how the colour was first made)
     net blind      the mean of the network's blind removals of the stamped pictures
     net inverted   the mean of the network's passes on the pictures inverted with the estimate
-                   (core._cleaned_under, what the refit fits to)
+                   (shared._cleaned_under, what the refit fits to)
     true           the pictures' true mean under the stamp (a bound: the matte's own error left)
 
     python examples/measure_mean_under.py - 4 16                    # the bench's 16 procedural sets of 4
@@ -32,8 +32,9 @@ def main(folder: str | None, k: int, n_sets: int) -> None:
     import torch
 
     from desample.bench.shared import build_sets, shared_pictures
-    from desample.core import _cleaned_under, _pass, estimate_shared
+    from desample.core import network_pass
     from desample.engine.runtime import load_engine
+    from desample.shared import _cleaned_under, estimate_shared
     from desample.stamps.estimate import _mean_under
 
     torch.set_num_threads(1)
@@ -56,7 +57,7 @@ def main(folder: str | None, k: int, n_sets: int) -> None:
         blind = []
         for p in stamped:
             blind.append(np.empty_like(p))
-            _pass(engine, p, None, 512, None, blind[-1], None)
+            network_pass(engine, p, None, 512, None, blind[-1], None)
         inverted = [_cleaned_under(est, p, o, engine, 512) for p, o in zip(stamped, est.offsets, strict=True)]
         means = {
             "implied": (mean - a * color) / (1 - a),

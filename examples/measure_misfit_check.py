@@ -1,4 +1,4 @@
-"""Is `--shared`'s misfit check (core.MISFIT_LIMIT) right to fall back to blind removal? For sets of
+"""Is `--shared`'s misfit check (shared.POLICY.misfit_limit) right to fall back to blind removal? For sets of
 K previews sharing a stamp (as `desample bench --shared K` draws them, with other seeds for more
 draws), each set's misfit and what using its estimate gains inside the stamp over blind removal;
 then the mean gain of: the check, always using the estimate, never using it.
@@ -20,9 +20,10 @@ import numpy as np
 
 def main(folder: str | None, k: int, seeds: list[int]) -> None:
     from desample.bench.shared import drawn_sets
-    from desample.core import MISFIT_LIMIT, estimate_shared, restore
+    from desample.core import restore
     from desample.engine.runtime import load_engine
     from desample.metrics import enlarge_mask, psnr
+    from desample.shared import POLICY, estimate_shared
 
     engine = load_engine(threads=1)
     rows = []
@@ -38,8 +39,8 @@ def main(folder: str | None, k: int, seeds: list[int]) -> None:
         print(f"seed {seed} set {i} ({previews[0].kind}): misfit {est.misfit:.2f}, using the estimate {rows[-1][1]:+.2f} dB "
               "inside the stamp", flush=True)
     n = len(rows)
-    print(f"{n} sets of {k}, mean gain inside the stamp over blind removal: check (limit {MISFIT_LIMIT}) "
-          f"{sum(g for m, g in rows if m <= MISFIT_LIMIT) / n:+.2f} dB, always {sum(g for _, g in rows) / n:+.2f}, never +0.00")
+    print(f"{n} sets of {k}, mean gain inside the stamp over blind removal: check (limit {POLICY.misfit_limit}) "
+          f"{sum(g for m, g in rows if m <= POLICY.misfit_limit) / n:+.2f} dB, always {sum(g for _, g in rows) / n:+.2f}, never +0.00")
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ def main(weights: str | None, folder: str | None, k: int, n_sets: int, stamps: s
     import torch
 
     from desample.bench.shared import build_sets, shared_pictures
-    from desample.core import estimate_shared, pictures_using, restore
+    from desample.core import restore
     from desample.engine.runtime import load_engine
     from desample.metrics import picture_metrics
+    from desample.shared import estimate_shared, pictures_using
 
     torch.set_num_threads(1)
     engine = load_engine(weights, "torch", 1)

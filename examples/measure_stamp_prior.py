@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from desample.bench.shared import build_sets, shared_pictures
-from desample.core import estimate_shared
 from desample.engine.runtime import load_engine
+from desample.shared import estimate_shared
 from desample.stamps.estimate import OPAQUE, StampEstimate, _Adam, _tv_gradient, refine_stamp
 
 FLATNESS, MATTE_FLATNESS = 0.02, 0.01  # refine_stamp's defaults

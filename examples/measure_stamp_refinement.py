@@ -10,8 +10,8 @@ Session 21, shipped weights, K = 4 (matte error / dB inside the stamp, without -
 anime seed 4321 0.106 -> 0.098 / 20.49 -> 20.95, 999 0.127 -> 0.132 / 20.27 -> 20.66,
 777 0.112 -> 0.102 / 22.56 -> 23.29; procedural 4321 0.067 -> 0.085 / 22.06 -> 21.86,
 999 0.055 -> 0.065 / 24.42 -> 24.84: +0.42 dB over the 32 sets (25 gain, 5 lose 0.01-1.2). K = 8, anime 4321:
-0.070 -> 0.085 / 21.66 -> 21.38 in the same steps, so from 8 pictures (core.SURE_FROM) the steps are a third
-as long (core.REFINE_STEP_SURE): anime seeds 4321, 999, 777 +0.08, +0.03, +0.37 dB.
+0.070 -> 0.085 / 21.66 -> 21.38 in the same steps, so from 8 pictures (shared.POLICY.sure_from) the steps are a third
+as long (shared.POLICY.refine_step_sure): anime seeds 4321, 999, 777 +0.08, +0.03, +0.37 dB.
 About 2 minutes per 8 sets here.
 """
 
@@ -22,9 +22,10 @@ import numpy as np
 
 def main(folder: str | None, k: int, seeds: list[int]) -> None:
     from desample.bench.shared import drawn_sets
-    from desample.core import estimate_shared, restore
+    from desample.core import restore
     from desample.engine.runtime import load_engine
     from desample.metrics import enlarge_mask, psnr
+    from desample.shared import estimate_shared
 
     engine = load_engine(threads=1)
     rows = []

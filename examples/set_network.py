@@ -313,11 +313,11 @@ def _mixed_estimates(est, other, margin: int, share: float):
 
 
 def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode: str):
-    """core.estimate_shared with the set network's estimate used one way (`mode`):
+    """shared.estimate_shared with the set network's estimate used one way (`mode`):
     set: instead of the classic estimate; mix: half and half with it; hint: as the classic estimate's
     hint instead of the mean of each picture's network matte; hintmix: half and half with that mean;
     base: not at all (`--shared` as it is); base-norefine / base-norefit: without that step."""
-    from desample import core
+    from desample import core, shared
     from desample.stamps.estimate import confirmed_by, estimate_stamp, filled_where_seen, refine_stamp, refit_to_cleans
 
     floats = [core.as_float(p) for p in pictures]
@@ -326,7 +326,7 @@ def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode
         found.append(np.zeros(p.shape[:2], np.float32))
         cleans.append(np.empty_like(p))
         mattes.append(np.zeros(p.shape[:2], np.float32))
-        core._pass(engine, p, None, 512, None, cleans[-1], found[-1], matte_out=mattes[-1])
+        core.network_pass(engine, p, None, 512, None, cleans[-1], found[-1], matte_out=mattes[-1])
     est = estimate_stamp(floats, hints=mattes, cleans=cleans)
     if not mode.startswith("base"):
         ours = set_estimate(est, floats, model)
@@ -339,9 +339,10 @@ def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode
             est = ours if mode == "set" else _mixed_estimates(est, ours, 16, 0.5)
     est = filled_where_seen(confirmed_by(est, found), found, mattes, floats, cleans)
     if mode != "base-norefine":
-        est = refine_stamp(est, floats, step=core.REFINE_STEP if len(floats) < core.SURE_FROM else core.REFINE_STEP_SURE)
-    for _ in range(0 if mode == "base-norefit" else core.REFIT_ROUNDS):
-        under = [core._cleaned_under(est, p, o, engine, 512) for p, o in zip(floats, est.offsets, strict=True)]
+        policy = shared.POLICY
+        est = refine_stamp(est, floats, step=policy.refine_step if len(floats) < policy.sure_from else policy.refine_step_sure)
+    for _ in range(0 if mode == "base-norefit" else shared.POLICY.refit_rounds):
+        under = [shared._cleaned_under(est, p, o, engine, 512) for p, o in zip(floats, est.offsets, strict=True)]
         est = refit_to_cleans(est, floats, under, see_through=core.UNBLEND_UP_TO)
     return est
 

@@ -164,9 +164,10 @@ def refine(est, floats, model):
 
 def measure(weights, k, n, stamps, folder=None):
     from desample.bench.shared import build_sets, shared_pictures
-    from desample.core import as_float, estimate_shared, pictures_using, restore
+    from desample.core import as_float, restore
     from desample.engine.runtime import load_engine
     from desample.metrics import picture_metrics
+    from desample.shared import estimate_shared, pictures_using
 
     torch.set_num_threads(1)
     engine = load_engine(None, "torch", 1)

@@ -5,9 +5,10 @@ import pytest
 from PIL import Image
 
 from desample.cli import main
-from desample.core import estimate_shared, restore, unblend
+from desample.core import restore, unblend
 from desample.data.procedural import anime_picture
 from desample.metrics import enlarge_mask, psnr
+from desample.shared import estimate_shared
 from desample.stamps.estimate import (
     OPAQUE,
     StampEstimate,
@@ -535,7 +536,7 @@ def test_bench_shared_sets_of_see_through_glowing_words():
 
 
 def test_misfit_tells_a_stamp_that_explains_the_pictures_from_one_that_does_not():
-    from desample.core import MISFIT_LIMIT, _misfit, stamp_explains
+    from desample.shared import POLICY, _misfit, stamp_explains
     from desample.stamps.estimate import StampEstimate
 
     stamp = classic_sample_stamp(H, W)
@@ -550,7 +551,7 @@ def test_misfit_tells_a_stamp_that_explains_the_pictures_from_one_that_does_not(
     blob[20:120, 20:200] = 0.3
     blob[stamp.mask] = 0
     wrong = StampEstimate(blob, stamp.color, offsets=[(0, 0)] * 4)
-    assert _misfit(wrong, pictures, removed) > MISFIT_LIMIT
+    assert _misfit(wrong, pictures, removed) > POLICY.misfit_limit
     # The right stamp, when the network removed only a third of it: the same shape, so it still explains them.
     partly = [c + 0.67 * (p - c) for c, p in zip(cleans, pictures, strict=True)]
     assert _misfit(right, pictures, partly) < 0.5
@@ -564,12 +565,15 @@ def test_misfit_tells_a_stamp_that_explains_the_pictures_from_one_that_does_not(
 
 
 def test_cli_shared_falls_back_to_blind_when_the_stamp_does_not_explain_the_pictures(tmp_path, capsys, monkeypatch):
-    import desample.core
+    import dataclasses
+
+    import desample.shared
 
     src = _set_folder(tmp_path / "set", 2, seed=90)
     assert main(["estimate", str(src), "-o", str(tmp_path / "stamp.png")]) == 0
     assert "misfit" in capsys.readouterr().out  # measured and reported
-    monkeypatch.setattr(desample.core, "MISFIT_LIMIT", -1.0)  # no estimate explains anything now
+    # no estimate explains anything now
+    monkeypatch.setattr(desample.shared, "POLICY", dataclasses.replace(desample.shared.POLICY, misfit_limit=-1.0))
     assert main(["clean", str(src), "-o", str(tmp_path / "out"), "--shared", "--threads", "1"]) == 0
     err = capsys.readouterr().err
     assert "does not explain them" in err and "removing it blind" in err
@@ -580,14 +584,14 @@ def test_shared_falls_back_to_blind_for_pictures_that_do_not_share_a_stamp(tmp_p
     """Each picture under its own word: told to share one, the guided pass would leave each picture's
     stamp (measured: -0.8 to -1.1 dB on the whole picture); the estimate leaves out most of what the
     network finds, so `--shared` removes blind and says why."""
-    from desample.core import UNCOVERED_LIMIT, pictures_using, stamp_explains
+    from desample.shared import POLICY, pictures_using, stamp_explains
     from desample.stamps.synthesis import make_stamp
 
     pictures = [apply_stamp(np.asarray(anime_picture(W, H, seed=120 + i), np.float32) / 255.0,
                             make_stamp(H, W, np.random.default_rng(500 + i), "word" if i % 2 else "word_jp", extra=False))
                 for i in range(4)]
     est = estimate_shared(pictures, _engine())
-    assert est.uncovered > UNCOVERED_LIMIT and not stamp_explains(est) and pictures_using(est) == [False] * 4
+    assert est.uncovered > POLICY.uncovered_limit and not stamp_explains(est) and pictures_using(est) == [False] * 4
     src = _saved(tmp_path / "set", pictures)
     assert main(["clean", str(src), "-o", str(tmp_path / "out"), "--shared", "--threads", "1"]) == 0
     err = capsys.readouterr().err
@@ -598,7 +602,7 @@ def test_shared_falls_back_to_blind_for_pictures_that_do_not_share_a_stamp(tmp_p
 def test_a_picture_without_the_shared_stamp_is_cleaned_blind_while_the_rest_use_it(tmp_path, capsys):
     """A clean picture in a folder of previews under one stamp: inverting a stamp that is not there
     would print its negative; the stamp explains the set well and that picture not at all."""
-    from desample.core import not_sharing, pictures_using
+    from desample.shared import not_sharing, pictures_using
 
     pictures = _set(4, classic_sample_stamp(H, W), seed=130) + [np.asarray(anime_picture(W, H, seed=140), np.float32) / 255.0]
     est = estimate_shared(pictures, _engine())

@@ -277,11 +277,11 @@ def test_a_mask_starts_from_the_networks_own_removal(monkeypatch):
 
     def guided_pass(start):
         out = np.empty_like(rgb)
-        core._pass(engine, start, mask, 512, None, out, None)
+        core.network_pass(engine, start, mask, 512, None, out, None)
         return out
 
     own_removal = np.empty_like(rgb)
-    core._pass(engine, rgb, None, 512, None, own_removal, np.zeros((24, 32), np.float32))
+    core.network_pass(engine, rgb, None, 512, None, own_removal, np.zeros((24, 32), np.float32))
     got = restore(rgb, model, scale=1, mask=mask, detect=False).rgb
     np.testing.assert_allclose(got, guided_pass(np.where(mask[..., None] > 0.5, own_removal, rgb)), atol=1e-5)
     assert np.abs(got - guided_pass(rgb)).max() > 1e-3  # not the picture as given

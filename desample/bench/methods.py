@@ -186,6 +186,12 @@ def build_methods(engine, names: list[str] | None, threads: int, scale: int = 2)
             methods.append(Method("telea_truemask+realcugan", lambda c: peers["realcugan"](inpaint_telea(c.stamped, c.mask)),
                                   "stamped", f"two-stage: OpenCV Telea inpainting with the TRUE mask, then Real-CUGAN {s}x",
                                   release=peers["realcugan"].release))
+    if "waifu2x_cunet" in peers:
+        # What a pretrained enlargement would add to desample's removal: its clean picture at input
+        # size (scale 1, JPEG noise reduced) enlarged by cunet's scale-only model. Two stages, not a product.
+        cunet = peers[LOSSLESS["waifu2x_cunet"]]
+        methods.append(Method("desample1x+waifu2x_cunet", lambda c: cunet(restore(c.stamped, engine, scale=1).rgb), "stamped",
+                              f"two-stage: desample at 1x, then waifu2x cunet (scale only) {s}x", release=cunet.release))
     # References without any stamp: super-resolution quality alone.
     methods.append(Method("desample@clean", lambda c: restore(c.clean_lr, engine, scale=s).rgb, "clean", "no stamp in the input"))
     methods.append(Method("desample_lossless@clean", lambda c: restore(c.clean_lr, engine, scale=s, denoise=0.0).rgb, "clean",

@@ -30,9 +30,10 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from ..core import estimate_shared, pictures_using, restore, why_not_used
+from ..core import restore
 from ..data.sources import IMAGE_EXTENSIONS
 from ..imageio import load_image
+from ..shared import estimate_shared, pictures_using, why_not_used
 
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 METHODS = ("blind", "shared")

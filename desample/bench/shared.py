@@ -8,7 +8,7 @@ Each set: K pictures cut to one preview size, one stamp (the classic glowing SAM
 set, then random large words, Latin and Japanese), each stamped and JPEG'd as a preview is.
 Methods, all at 2x: blind removal; the stamp estimated from the set, used as `desample clean
 --shared` does (an exact inverse blend + painting of the opaque part, or blind removal when the
-estimate does not explain the set: core.MISFIT_LIMIT), always used that way, or as the model's
+estimate does not explain the set: shared.POLICY.misfit_limit), always used that way, or as the model's
 guide channel only; the true stamp (the bound); bicubic.
 """
 
@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core import bicubic, estimate_shared, pictures_using, restore
+from ..core import bicubic, restore
 from ..data.pairs import Preview, flatten_alpha, make_preview
 from ..data.procedural import anime_picture
 from ..metrics import picture_metrics
+from ..shared import estimate_shared, pictures_using
 from ..stamps.synthesis import classic_sample_stamp, make_stamp, preview_stamp
 
 LR_SIZE = (233, 330)  # (w, h) of a typical preview

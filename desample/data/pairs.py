@@ -218,7 +218,7 @@ class CropSampler:
         unblended: share of crops of stamped previews with the stamp inverted by an imperfect
         estimate, the opaque rest filled from around (imperfectly_unblended), the model to clean
         what the estimate's errors leave. With 3 guide channels, as `--shared` gives them (the
-        painted and the inverted matte in the guide); with 2, blind, as core._cleaned_under gives
+        painted and the inverted matte in the guide); with 2, blind, as shared._cleaned_under gives
         them to the network while the estimate is refitted (the matte and the mask unsupervised:
         what is left of the stamp is no longer a blend of it, and there may be nothing left).
         light_spots: share of pictures with bokeh and glows painted in as content (add_light_spots).

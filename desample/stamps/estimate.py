@@ -14,7 +14,7 @@ Every picture of a set is J_k = a*W + (1-a)*I_k with the same matte a and colour
 3. Which colour: the mean over the set is a*W + (1-a)*mean(I), so W follows from a and mean(I)
    under the stamp; that mean is integrated from the steps that leave the median picture flat.
 
-core.estimate_shared adds the network's view: its detections confirm where the stamp is (and
+shared.estimate_shared adds the network's view: its detections confirm where the stamp is (and
 complete what the edges missed), its mattes are a second opinion, and the estimate is refitted to
 what it removes from each picture with the estimate inverted (refit_to_cleans).
 Then I_k = (J_k - a*W) / (1 - a) wherever the stamp is see-through; the opaque rest is filled from
@@ -44,7 +44,7 @@ MIN_MATTE = 0.03
 # examples/measure_shared_gain.py - - K 16 preview`, see-through glowing words): inside the stamp
 # +0.25 dB with 4 pictures, +0.36 with 8; the other procedural and real sets +0.00 to +0.08. A mean
 # of 0.05 and 12 px: glowing words +0.30, words -0.03. Only for a set that shares a stamp
-# (core.estimate_shared): for pictures each under their own word it makes their union a stamp.
+# (shared.estimate_shared): for pictures each under their own word it makes their union a stamp.
 HINT_REGION = 0.1
 HINT_REACH = 6
 # refit_to_cleans: how strongly each pixel's refit is held to the estimate it starts from. Measured
@@ -74,17 +74,17 @@ class StampEstimate:
     color: np.ndarray  # (h, w, 3) in [0, 1]
     offsets: list[tuple[int, int]] = field(default_factory=list)  # (y, x) of the stamp's top-left in each picture
     # How badly the stamp explains the pictures it came from, against the network's own removal
-    # (core._misfit; None when not measured): 0 explains them, 1 is unrelated (core.MISFIT_LIMIT: 0.75).
+    # (shared._misfit; None when not measured): 0 explains them, 1 is unrelated (shared.POLICY.misfit_limit: 0.75).
     misfit: float | None = None
     misfit_each: list[float | None] = field(default_factory=list)  # per picture (None: no matte over it)
     # The share of what the network, run blind on each picture, finds of a stamp that the estimate
-    # leaves out (core._uncovered): per picture (None where it finds too little), and their median
+    # leaves out (shared._uncovered): per picture (None where it finds too little), and their median
     # (None when not measured).
     uncovered: float | None = None
     uncovered_each: list[float | None] = field(default_factory=list)
     # After the inverse blend, whether the network should look for what is left (estimates from a
     # few pictures, whose errors it cleans) or be told the stamp is known (read off many pictures:
-    # looking, it marked the pictures' own text too; core.estimate_shared).
+    # looking, it marked the pictures' own text too; shared.estimate_shared).
     look_after: bool = True
     # Pictures (indices) that cannot carry the stamp: they are darker (or lighter) under it than
     # any picture blended with it can be (cannot_carry; set for many-picture estimates).
@@ -218,7 +218,7 @@ def refine_stamp(est: StampEstimate, pictures: list[np.ndarray], iterations: int
     (anime sets drawn with seeds 4321, 999, 777, procedural 4321 and 999; 32 sets; shipped
     weights, 2x): inside the stamp +0.42 dB after the inverse blend (25 sets gain, a faint word
     +2.5; 5 lose 0.01-1.2); on sets of 8, whose estimate is closer to start with, -0.28 (8 anime
-    sets), but in a third of the step +0.16 (24 sets; core.REFINE_STEP_SURE).
+    sets), but in a third of the step +0.16 (24 sets; shared.POLICY.refine_step_sure).
     `python examples/measure_stamp_refinement.py`.
     Tried and left out, on the first 12 of those sets: the colour kept smooth too (total variation
     on W, weight 0.02 or 0.1): -0.3 to -1.2 dB; I_k started from the network's blind removal
@@ -255,7 +255,7 @@ def refine_stamp(est: StampEstimate, pictures: list[np.ndarray], iterations: int
 def refit_to_cleans(est: StampEstimate, pictures: list[np.ndarray], cleans: list[np.ndarray], ridge: float = REFIT_RIDGE,
                     grow: int = 3, see_through: float = 0.7, band: int = 128) -> StampEstimate:
     """est refitted, pixel by pixel, to J_k = a*W + (1-a)*C_k: C_k is a guess of the picture under
-    the stamp that does not come from est alone (core.estimate_shared: the network run blind on the
+    the stamp that does not come from est alone (shared.estimate_shared: the network run blind on the
     picture with est inverted, which removes what est left of the stamp). Least squares in (a*W, a)
     over the set, pulled towards est by `ridge` (per picture and channel, against 3K equations), where
     est is see-through (matte under `see_through`: core.UNBLEND_UP_TO, where the blend is inverted)
@@ -492,7 +492,7 @@ def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3, hints: list[np.n
     """The shared stamp of 2+ pictures (H_k, W_k, 3) float32 in [0,1]; sizes and positions may differ.
 
     hints: optional per-picture mattes (H_k, W_k) from another source (the network's own, see
-    core.estimate_shared), averaged over the set and mixed into the matte where a stamp was found.
+    shared.estimate_shared), averaged over the set and mixed into the matte where a stamp was found.
     cleans: optional per-picture guesses of what lies under the stamp (H_k, W_k, 3), e.g. the
     network's own removal: each picture's hint then counts as much as the picture differs from the
     stamp's colour there (over its own colour a stamp leaves no trace, and a hint of it says nothing).
@@ -856,7 +856,7 @@ def moment_matched(est: StampEstimate, pictures: list[np.ndarray], near: float =
     (outside_the_blend): a few pictures without the stamp widen the quartiles under it, and the
     matte comes out fainter (a synthetic set of 16 with 2 such: 0.44 for 0.65). Their indices go
     to the result's `foreign`. (Judged again with the final estimate, once the network has said
-    which part of it is the stamp: core.estimate_shared.)"""
+    which part of it is the stamp: shared.estimate_shared.)"""
     first = _moment_matched(est, pictures, near, support_from)
     foreign = cannot_carry(first, pictures)
     if not foreign or len(pictures) - len(foreign) < 2:

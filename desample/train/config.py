@@ -62,7 +62,7 @@ class TrainConfig:
     # With a third guide channel (net guide_channels 3) told the inverted matte, as `--shared` gives
     # them: runs 27-29 (0.2-0.3): +0.2 dB in the stamp with 4 shared pictures, -0.05 with 8, -0.8 with
     # the true stamp (examples/measure_inverted_matte_channel.py). With 2 channels, given blind, as
-    # the estimate's refit asks the network what is under the stamp (core._cleaned_under): runs 56-57
+    # the estimate's refit asks the network what is under the stamp (shared._cleaned_under): runs 56-57
     # (0.2, 0.6; ~1,300 steps) and 58 (1.0, 2,000) did not change what it sees there, nor `--shared` (docs/shared_stamp.md).
     unblended: float = 0.0
     # Pictures in all 8 flips/quarter turns, not only mirrored: more variety for the enlargement,

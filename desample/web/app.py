@@ -217,7 +217,7 @@ class Cleaner:
         return png, info
 
     def estimate(self, files: list[tuple[bytes, str]]) -> tuple[bytes, dict]:
-        from ..core import estimate_shared, not_sharing, why_not_used
+        from ..shared import estimate_shared, not_sharing, why_not_used
         from ..stamps.estimate import save_stamp
 
         pictures = [self._load(data, name)[0] for data, name in files]
@@ -227,7 +227,7 @@ class Cleaner:
             raise HTTPException(422, f"no shared stamp found: {e}") from e
         buf = io.BytesIO()
         save_stamp(buf, est)
-        # why_not: what `clean --shared` decides, use the stamp (None) or remove blind, and why (core.why_not_used)
+        # why_not: what `clean --shared` decides, use the stamp (None) or remove blind, and why (shared.why_not_used)
         return buf.getvalue(), {"width": est.matte.shape[1], "height": est.matte.shape[0],
                                 "coverage": round(float((est.matte > 0.05).mean()), 4),
                                 "misfit": None if est.misfit is None else round(est.misfit, 3),

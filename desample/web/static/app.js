@@ -249,12 +249,12 @@ async function estimateStamp(list) {
   $("#stamp-preview").src = URL.createObjectURL(xhr.response);
   $("#stamp-figure").hidden = false;
   // As `clean --shared`: a stamp that explains the pictures worse than the network's own removal,
-  // or leaves out most of what it finds in them, is not used (core.why_not_used says why).
+  // or leaves out most of what it finds in them, is not used (shared.why_not_used says why).
   if (xhr.getResponseHeader("X-Stamp-Explains") === "false") {
     showMessage(`the estimated stamp ${xhr.getResponseHeader("X-Stamp-Why-Not")}: cleaning each picture on its own.`);
     return null;
   }
-  // Pictures that do not seem to carry the stamp (core.not_sharing) are cleaned without it.
+  // Pictures that do not seem to carry the stamp (shared.not_sharing) are cleaned without it.
   const odd = (xhr.getResponseHeader("X-Stamp-Not-Sharing") || "").split(",").filter((v) => v !== "").map(Number);
   list.forEach((c, i) => { c.notSharing = odd.includes(i); });
   if (odd.length) showMessage(`${odd.map((i) => list[i].file.name).join(", ")}: no sign of the shared stamp, cleaned without it.`);
