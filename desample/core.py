@@ -14,6 +14,7 @@ from PIL import Image
 
 from .engine.runtime import Engine, as_engine
 from .engine.tiling import run_tiled
+from .ops import box_mean, dilate, harmonic_fill, unblend
 
 SCALES = (1, 2, 4)
 KEEP_AWAY = 8  # input px around where a stamp may be (probability > 0.2) that _keep_noise leaves alone
@@ -23,15 +24,14 @@ BAND = 256  # rows per band where whole-picture temporaries would grow with the 
 # matte says nothing shows through: none below FROM, all above FULL. Measured with true masks,
 # step-36,000 weights (`desample bench --images ../shared/data/anime --limit 8 --methods
 # desample_mask`; 16 previews, in the stamp / whole picture; blind 23.34 / 27.92): starting from the
-# picture as given and repainting from a matte of 0.05 to 0.5 (session 10 to 24) 23.70 / 27.84 (large
+# picture as given and repainting from a matte of 0.05 to 0.5 (the first way) 23.70 / 27.84 (large
 # Japanese words 18.81, blind 20.42: a fill cannot know what showed through); from the network's own
 # removal, repainting from 0.3 to 0.8, 24.54 / 28.27 (those words 20.89); the same on 72 previews
 # (`--limit 24 --kinds-per-picture 3`; blind 21.66 / 26.67): 22.43 / 26.87 -> 22.74 / 27.10; 0.5 to 0.8,
-# 0.2 to 0.8, 0.3 to 0.7 or 0.9 within 0.06 dB of it. Procedural previews (examples/measure_mask_fill.py,
+# 0.2 to 0.8, 0.3 to 0.7 or 0.9 within 0.06 dB of it. Procedural previews (research/measure_mask_fill.py,
 # 60 previews, 5 kinds; mean error in the stamp / whole picture, blind 0.0826 / 0.0131): loose box
 # mask 0.0695 / 0.0139 -> 0.0687 / 0.0136, exact mask 0.0652 / 0.0107 -> 0.0657 / 0.0103.
 FILL_FROM_MATTE, FILL_FULL_MATTE = 0.3, 0.8
-UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above, noise x1/(1-a) is too much
 
 
 # A picture whose long side is over SEEN_FROM is also looked at made small, its long side SEEN_AT:
@@ -113,20 +113,6 @@ def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, til
                 a *= 0.5
 
 
-def unblend(rgb: np.ndarray, matte: np.ndarray, color: np.ndarray, opaque: float = UNBLEND_UP_TO) -> tuple[np.ndarray, np.ndarray]:
-    """Invert J = a*W + (1-a)*I where the stamp is see-through (a < opaque).
-
-    Returns the picture with the see-through part of the stamp removed, and the matte of what is
-    left (the opaque part, for the network to paint).
-    """
-    a = np.clip(matte, 0, 1)[..., None].astype(np.float32)
-    see_through = a < opaque
-    rgb = as_float(rgb)
-    inverted = (rgb - a * color) / np.maximum(1 - a, 1e-3)
-    out = np.where(see_through, np.clip(inverted, 0, 1), rgb)
-    return out.astype(np.float32), np.where(see_through[..., 0], 0, matte).astype(np.float32)
-
-
 def _keep_noise(out: np.ndarray, rgb: np.ndarray, stamp: np.ndarray, share: float) -> np.ndarray:
     """out (in place) + share x (input - out made small again), enlarged, away from the stamp.
 
@@ -137,7 +123,6 @@ def _keep_noise(out: np.ndarray, rgb: np.ndarray, stamp: np.ndarray, share: floa
     ones, 0.1 dB less inside the stamp. On JPEG-compressed ones it brings the JPEG noise back
     (-0.3 dB): that is what denoise = 1 is for.
     """
-    from .stamps.estimate import dilate
 
     h, w = rgb.shape[:2]
     s = out.shape[0] // h
@@ -242,7 +227,6 @@ def restore(
             raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the picture is {w}x{h}")
         mask = np.clip(mask, 0, 1).astype(np.float32)
         if stamp is None:
-            from .stamps.estimate import harmonic_fill
 
             # One blind pass (not needed to repaint all of the mask with detection off): where the
             # network sees the stamp by itself, its matte, and the picture without it.
@@ -279,7 +263,6 @@ def restore(
         matte, color = stamp
         if matte.shape != (h, w) or color.shape != (h, w, 3):
             raise ValueError(f"the stamp is {matte.shape[1]}x{matte.shape[0]} but the picture is {w}x{h}")
-        from .stamps.estimate import harmonic_fill
 
         user_mask = mask
         rgb, mask = unblend(rgb, matte, color)
@@ -296,7 +279,7 @@ def restore(
         # (`desample bench --shared 4 --limit 16`, blind removal / told / looking): see-through
         # glowing words 22.11 / 24.24 / 24.43, words 20.43 / 23.14 / 23.45, 8 real sets of 4 19.50 /
         # 21.26 / 21.32, of 8 19.37 / 21.86 / 21.96; with the true stamp (glowing words) 27.20 / 27.50;
-        # glowing words of 8 24.80 both (docs/shared_stamp.md, session 32).
+        # glowing words of 8 24.80 both (docs/shared_stamp.md).
         guide = mask if user_mask is not None or inverted is not None or not detect else None
     found = np.zeros((h, w), np.float32)
     first_scale = 1 if scale == 1 else 2
@@ -351,7 +334,6 @@ def _stamp_seen_smaller(rgb: np.ndarray, engine, tile: int) -> tuple[tuple[np.nd
     network_pass(engine, small, None, tile, None, clean, found, matte_out=matte)
     if (found > 0.5).mean() < SEEN_MIN_SHARE or (found > 0.5).mean() > WHOLESALE:
         return None, None
-    from .stamps.estimate import box_mean, dilate
 
     matte = matte * dilate(found > 0.5, 2)
     a = np.clip(matte, 0, 1)[..., None]

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .core import UNBLEND_UP_TO, as_float, network_pass, unblend
+from .core import as_float, network_pass
 from .engine.runtime import as_engine
+from .ops import UNBLEND_UP_TO, unblend
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def _median(values: list[float | None]) -> float | None:
 def _cleaned_under(est, picture: np.ndarray, offset: tuple[int, int], engine, tile: int) -> np.ndarray:
     """The picture under est's stamp as the network sees it: est inverted (its opaque part filled from
     around), then the network run blind at 1x, which takes away what est left of the stamp."""
-    from .stamps.estimate import harmonic_fill
+    from .ops import harmonic_fill
 
     unblended, opaque = unblend(picture, *est.placed(picture.shape[:2], offset))
     clean = np.empty_like(unblended)
@@ -158,7 +159,7 @@ def _uncovered(est, found: list[np.ndarray], near: int = 3) -> list[float | None
     """For each picture, the share of what the network finds of a stamp there (found: its blind
     detections) that est leaves out (more than `near` px from its matte); None where it finds
     under POLICY.uncovered_from pixels."""
-    from .stamps.estimate import dilate
+    from .ops import dilate
 
     shares = []
     for seen, offset in zip(found, est.offsets, strict=True):

@@ -5,7 +5,7 @@ pruned upconv_7 variants (the smaller students a distillation would start from),
 them against the shipped model on a 233x330 picture (medians of --repeats runs, --threads threads).
 Also reports multiply-adds per LR pixel. Needs the pretrained extra.
 
-    python research/pretrained_speed.py --threads 2 --repeats 7
+    cd research && python pretrained_speed.py --threads 2 --repeats 7
 """
 
 from __future__ import annotations
@@ -19,29 +19,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import torch
+from pruned_enlarger import PAD, Upconv7  # research/: run from this folder or with it on the path
 from torch import nn
 
-from desample.engine.runtime import DEFAULT_ONNX
 from desample.model.pretrained import load
+from desample.paths import DEFAULT_ONNX
 
 
-class Upconv7(nn.Module):
-    """upconv_7's shape with other widths: six valid 3x3 convs at LR, LeakyReLU 0.1, a 4x4 stride-2 deconvolution."""
-
-    def __init__(self, widths=(16, 32, 64, 128, 128, 256)):
-        super().__init__()
-        chans = (3, *widths)
-        self.convs = nn.ModuleList(nn.Conv2d(a, b, 3) for a, b in zip(chans[:-1], chans[1:], strict=True))
-        self.up = nn.ConvTranspose2d(widths[-1], 3, 4, 2, 3)
-
-    def forward(self, x):
-        x = nn.functional.pad(x, (7, 7, 7, 7), mode="replicate")
-        for c in self.convs:
-            x = nn.functional.leaky_relu(c(x), 0.1)
-        return self.up(x)
-
-    def macs_per_lr_pixel(self) -> int:
-        return sum(9 * c.in_channels * c.out_channels for c in self.convs) + 16 * self.up.in_channels * 3
+def _macs(m: Upconv7) -> int:
+    """Multiply-adds per LR pixel (the deconvolution's 4x4 taps spread over 4 output pixels)."""
+    assert PAD == 7
+    return sum(9 * c.in_channels * c.out_channels for c in m.convs) + 16 * m.up.in_channels * 3
 
 
 def _session(path: str, threads: int) -> ort.InferenceSession:
@@ -77,17 +65,20 @@ def main() -> None:
     x = torch.rand(1, 3, h, w)
     rows = []
     shipped = _session(str(DEFAULT_ONNX), args.threads)
-    feeds = {"x": x.numpy(), "guide": np.zeros((1, 2, h, w), np.float32)}
+    # the shipped net takes sides that are multiples of 8, as its tiling pads them
+    hp, wp = -(-h // 8) * 8, -(-w // 8) * 8
+    feeds = {"x": np.zeros((1, 3, hp, wp), np.float32), "guide": np.zeros((1, 2, hp, wp), np.float32)}
+    feeds["x"][..., :h, :w] = x.numpy()
     base = _time(shipped, feeds, args.repeats)
     rows.append(("desample (shipped, whole net)", base, None))
     with tempfile.TemporaryDirectory() as tmp:
         candidates = {
-            "waifu2x upconv_7 (port)": (load("upconv7"), Upconv7().macs_per_lr_pixel()),
+            "waifu2x upconv_7 (port)": (load("upconv7"), _macs(Upconv7())),
             "waifu2x cunet (port)": (load("cunet"), None),
         }
         for widths in ((16, 32, 64, 96, 96, 128), (16, 32, 48, 64, 64, 64), (16, 32, 32, 48, 48, 48)):
             m = Upconv7(widths)
-            candidates[f"upconv_7 shape, widths {widths}"] = (m, m.macs_per_lr_pixel())
+            candidates[f"upconv_7 shape, widths {widths}"] = (m, _macs(m))
         for name, (model, macs) in candidates.items():
             sess = _session(_export(model, x, Path(tmp) / "m.onnx"), args.threads)
             rows.append((name, _time(sess, {"x": x.numpy()}, args.repeats), macs))

@@ -80,3 +80,19 @@ def test_a_lossless_picture_is_not_denoised_unless_asked(tmp_path, engine):
 def test_options_refuse_a_denoise_outside_0_to_1():
     with pytest.raises(ValueError, match="between 0 and 1"):
         CleanOptions(denoise=1.5)
+
+
+def test_the_folder_example_cleans_a_folder_and_skips_a_bad_file(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    Image.fromarray(np.asarray(anime_picture(64, 48, seed=4))).save(src / "sub" / "a.png")
+    (src / "broken.jpg").write_text("not a picture")
+    script = Path(__file__).resolve().parents[1] / "examples" / "clean_folder.py"
+    run = subprocess.run([sys.executable, str(script), str(src), str(tmp_path / "out")], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr
+    assert "skipped" in run.stdout and "broken.jpg" in run.stdout
+    assert Image.open(tmp_path / "out" / "sub" / "a.png").size == (128, 96)

@@ -6,7 +6,7 @@ from PIL import Image
 from desample.data.pairs import CropSampler, add_light_spots, hr_region, make_preview
 from desample.data.procedural import anime_picture
 from desample.data.sources import list_pictures, split_holdout
-from desample.train.loop import load_pictures
+from desample.data.stream import load_pictures
 
 
 def test_procedural_pictures_are_deterministic_and_anime_like():

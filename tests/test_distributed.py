@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from desample.data.procedural import anime_picture
-from desample.train.loop import _atomic_save, load_checkpoint
+from desample.train.loop import load_checkpoint
+from desample.train.trainer import atomic_save
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -116,8 +117,8 @@ def test_a_killed_rank_restarts_the_group_from_the_last_checkpoint(tmp_path):
 
 
 def test_a_half_written_checkpoint_is_never_loaded(tmp_path):
-    _atomic_save({"step": 5}, tmp_path / "last.pt")
-    _atomic_save({"step": 10}, tmp_path / "last.pt")
+    atomic_save({"step": 5}, tmp_path / "last.pt")
+    atomic_save({"step": 10}, tmp_path / "last.pt")
     (tmp_path / "last.pt.tmp").write_bytes(b"PK\x03\x04 half a zip")  # a writer killed mid-way
     assert load_checkpoint(tmp_path)["step"] == 10
     (tmp_path / "last.pt").write_bytes(b"damaged on disk")

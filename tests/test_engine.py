@@ -10,8 +10,9 @@ from PIL import Image
 
 from desample.core import restore
 from desample.data.procedural import anime_picture
-from desample.engine.runtime import DEFAULT_ONNX, OnnxEngine, TorchEngine, load_engine
+from desample.engine.runtime import OnnxEngine, TorchEngine, load_engine
 from desample.model.weights import load_weights
+from desample.paths import DEFAULT_ONNX
 
 pytest.importorskip("onnxruntime")
 tomllib = pytest.importorskip("tomllib")

@@ -5,22 +5,20 @@ import pytest
 from PIL import Image
 
 from desample.cli import main
-from desample.core import restore, unblend
+from desample.core import restore
 from desample.data.procedural import anime_picture
 from desample.metrics import enlarge_mask, psnr
+from desample.ops import dilate, fill_from, poisson_solve, unblend
 from desample.shared import estimate_shared
 from desample.stamps.estimate import (
     OPAQUE,
     StampEstimate,
-    _fill_from,
     _mean_under,
     _nan_lower_quantile,
-    dilate,
     estimate_stamp,
     filled_where_seen,
     load_stamp,
     locate,
-    poisson_solve,
     refine_stamp,
     refit_to_cleans,
     save_stamp,
@@ -92,7 +90,7 @@ def test_the_pictures_mean_under_the_stamp_comes_back(k, limit):
     alpha = stamp.alpha.astype(np.float64)
     under = _mean_under(stamped - mean, mean, alpha, ~dilate(alpha > 0, 8))
     error = np.abs(under - clean.mean(0))[stamp.mask].mean()
-    filled = np.stack([_fill_from(mean[..., c], ~dilate(alpha > 0, 1)) for c in range(3)], -1)
+    filled = np.stack([fill_from(mean[..., c], ~dilate(alpha > 0, 1)) for c in range(3)], -1)
     assert error < limit
     assert error < np.abs(filled - clean.mean(0))[stamp.mask].mean() / 3
 
@@ -381,7 +379,7 @@ def test_an_opaque_shared_stamp_is_found_opaque_and_filled_from_around():
 
 
 def test_harmonic_fill_continues_flat_colour():
-    from desample.stamps.estimate import harmonic_fill
+    from desample.ops import harmonic_fill
 
     picture = np.zeros((30, 40, 3), np.float32)
     picture[:, :20] = (0.9, 0.2, 0.1)
@@ -393,18 +391,18 @@ def test_harmonic_fill_continues_flat_colour():
 
 
 def test_grid_laplacian_is_the_weighted_sum_of_squared_neighbour_steps():
-    from desample.stamps.estimate import _grid_laplacian
+    from desample.ops import grid_laplacian
 
     rng = np.random.default_rng(0)
     wx, wy, diag, v = rng.random((5, 3)), rng.random((4, 4)), rng.random((5, 4)), rng.standard_normal((5, 4))
     energy = (wx * np.diff(v, axis=1) ** 2).sum() + (wy * np.diff(v, axis=0) ** 2).sum() + (diag * v * v).sum()
-    a = _grid_laplacian(wx, wy, diag)
+    a = grid_laplacian(wx, wy, diag)
     assert abs(a - a.T).max() == 0
     assert float(v.ravel() @ (a @ v.ravel())) == pytest.approx(energy)
 
 
 def test_a_hole_that_covers_the_whole_picture_stays_finite():
-    from desample.stamps.estimate import harmonic_fill
+    from desample.ops import harmonic_fill
 
     picture = np.full((6, 5, 3), 0.5, np.float32)
     filled = harmonic_fill(picture, np.ones((6, 5), bool))  # nothing around it to continue: no failure, no NaN

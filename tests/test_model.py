@@ -233,7 +233,7 @@ def test_restore_options_detect_denoise_inpaint(monkeypatch):
     np.testing.assert_allclose(none.rgb, rgb, atol=1e-5)
     np.testing.assert_allclose(half.rgb, np.clip((plain.rgb + rgb) / 2, 0, 1), atol=1e-5)
     from desample.core import KEEP_AWAY
-    from desample.stamps.estimate import dilate
+    from desample.ops import dilate
 
     assert (dilate(full.mask > 0.2, KEEP_AWAY)).all()  # and where one may be, it is left alone:
     np.testing.assert_allclose(restore(rgb, model, scale=1, denoise=0.0).rgb, full.rgb, atol=1e-6)

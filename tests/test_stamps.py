@@ -58,7 +58,7 @@ def test_no_font_at_all_still_stamps(monkeypatch):
 
 
 def test_a_glow_asked_for_is_always_drawn():
-    from desample.stamps.estimate import dilate
+    from desample.ops import dilate
     from desample.stamps.synthesis import style_shape
 
     shape = np.zeros((120, 160), np.float32)

@@ -114,9 +114,10 @@ def test_a_changed_validation_set_is_scored_again_before_weights_are_replaced(tm
     import re
     import shutil
 
+    from desample.data.validation import build_validation_set
     from desample.stamps.synthesis import SYNTHESIS_VERSION
     from desample.train.loop import validation_pictures
-    from desample.train.validation import build_validation_set, evaluate
+    from desample.train.validation import evaluate
 
     train(_config(tmp_path, 3))
     run = tmp_path / "run"
@@ -291,9 +292,10 @@ def test_a_best_measured_on_other_validation_previews_is_not_trusted():
 
 def test_the_scorer_scores_bicubic_once_and_as_evaluate_does(monkeypatch):
     from desample.data.procedural import anime_picture
+    from desample.data.validation import build_validation_set
     from desample.model.net import DesampleNet
     from desample.train import validation
-    from desample.train.validation import Scorer, build_validation_set, evaluate
+    from desample.train.validation import Scorer, evaluate
 
     from .conftest import TINY, randomised
 

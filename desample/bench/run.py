@@ -20,8 +20,8 @@ import numpy as np
 from ..data.pairs import Preview
 from ..data.procedural import anime_picture
 from ..data.sources import list_pictures, split_holdout
+from ..data.validation import build_validation_set
 from ..metrics import mask_f1, mask_iou, picture_metrics
-from ..train.validation import build_validation_set
 
 METRICS = ("psnr", "psnr_y", "ssim", "psnr_in", "psnr_out", "delta_e")
 
@@ -32,7 +32,7 @@ def build_cases(images: str | None, limit: int | None, kinds_per_picture: int, u
     pictures are the truth; previews are shrunk from them, to at most 330 px at 2x: at 4x the
     truth is the whole picture, whose size sets the preview's), or procedural pictures (233x330 previews)."""
     if images:
-        from ..train.loop import load_pictures
+        from ..data.stream import load_pictures
 
         files = list_pictures(images)
         if not use_all:

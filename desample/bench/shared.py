@@ -64,7 +64,7 @@ def build_sets(pictures: list[Image.Image], k: int, n_sets: int, seed: int = 432
 def drawn_sets(folder: str | None, k: int, seeds: list[int]):
     """(seed, index, previews) of sets of k drawn as `desample bench --shared k` draws them, once per
     seed: 8 sets of the folder's held-out pictures, or 4 of procedural ones (folder None), for
-    the measuring scripts in examples/."""
+    the measuring scripts in research/."""
     pictures = shared_pictures(folder, 64)
     for seed in seeds:
         for i, previews in enumerate(build_sets(pictures, k, 8 if folder else 4, seed=seed)):
@@ -141,7 +141,7 @@ def shared_pictures(images: str | None, count: int) -> list[Image.Image]:
     if not images:
         return [anime_picture(2 * LR_SIZE[0], 2 * LR_SIZE[1], seed=70_000 + i) for i in range(count)]
     from ..data.sources import list_pictures, split_holdout
-    from ..train.loop import load_pictures
+    from ..data.stream import load_pictures
 
     _, files = split_holdout(list_pictures(images))
     pictures = load_pictures(files)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..ops import dilate
 from ..stamps.synthesis import Stamp, apply_stamp, make_stamp, preview_stamp, real_preview_stamp
 from .graphics import add_own_graphics
 
@@ -105,7 +106,6 @@ def imperfect_estimate(pv: Preview, rng: np.random.Generator) -> tuple[np.ndarra
     much of it missed (up to 0.64) or spilt over the picture's own edges. Some estimates are exact
     and the rest off by a random share of that: a stamp file made from many pictures, or drawn by
     hand, is not to be "corrected" (trained on errors alone, the model lost 0.6 dB with the true stamp)."""
-    from ..stamps.estimate import dilate
 
     if rng.random() < EXACT_ESTIMATES:
         return pv.alpha, np.ascontiguousarray(pv.color, dtype=np.float32)
@@ -141,8 +141,7 @@ def imperfectly_unblended(pv: Preview, rng: np.random.Generator) -> tuple[np.nda
     """pv's stamped picture as `restore(stamp=...)` hands it to the network: inverted with an
     imperfect estimate where see-through, the opaque rest filled from around it. Returns (picture,
     matte left for the network to paint, matte inverted)."""
-    from ..core import unblend
-    from ..stamps.estimate import harmonic_fill
+    from ..ops import harmonic_fill, unblend  # noqa: I001
 
     matte, color = imperfect_estimate(pv, rng)
     rgb, left = unblend(pv.stamped, matte, color)
@@ -170,7 +169,7 @@ def add_light_spots(hr: Image.Image, rng: np.random.Generator) -> Image.Image:
 
     Why: on clean held-out pictures a model trained without them marked bokeh, lens flares and
     glowing lights as stamp (soft, bright, see-through, like a stamp's glow) and painted them away
-    (1.8% of the picture; 1.4% after training with them, MODEL_CARD run 46). Seen as content in
+    (1.8% of the picture; 1.4% after training with them, docs/model_history.md). Seen as content in
     training, with the truth keeping them, they teach the detector what is not a stamp.
     """
     w, h = hr.size
@@ -321,7 +320,7 @@ class CropSampler:
                     mask_weight = 0.0  # blind, and where the estimate was right nothing is left to find
             elif self.rng.random() < self.guide_prob:
                 # Users give a binary mask (often a bit too big); the estimator gives a matte.
-                guide[0] = alpha if self.rng.random() < 0.5 else _dilate_mask(mask, int(self.rng.integers(0, 3)))
+                guide[0] = alpha if self.rng.random() < 0.5 else dilate(mask.astype(bool), int(self.rng.integers(0, 3))).astype(np.float32)
                 guide[1] = 1.0
             crop = {
                 "x": given.transpose(2, 0, 1),
@@ -360,15 +359,6 @@ def noise_picture(w: int, h: int, rng: np.random.Generator) -> Image.Image:
     colours = rng.random((2, 3))
     arr = (0.5 + 0.5 * t)[..., None] * colours[0] + (0.5 - 0.5 * t)[..., None] * colours[1]
     return Image.fromarray((arr * 255).astype(np.uint8))
-
-
-def _dilate_mask(mask: np.ndarray, r: int) -> np.ndarray:
-    if r == 0:
-        return mask.astype(np.float32)
-    from PIL import ImageFilter
-
-    im = Image.fromarray(mask.astype(np.uint8) * 255).filter(ImageFilter.MaxFilter(2 * r + 1))
-    return (np.asarray(im) > 127).astype(np.float32)
 
 
 def _pad_to(arr: np.ndarray, size: int) -> np.ndarray:

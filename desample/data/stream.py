@@ -118,3 +118,13 @@ class PictureSource:
                 return pic
             self._count_bad(path)
         raise ValueError("no readable training pictures in this shard")
+
+
+def load_pictures(files: list[Path]) -> list[Image.Image]:
+    """Decode once into memory (RGB, alpha flattened); unreadable files are skipped and counted."""
+    rng = np.random.default_rng(0)
+    pics = [decode_picture(p, rng) for p in files]
+    bad = sum(p is None for p in pics)
+    if bad:
+        print(f"skipped {bad} unreadable picture(s)")
+    return [p for p in pics if p is not None]

@@ -19,9 +19,8 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
-DEFAULT_ONNX = WEIGHTS_DIR / "default.onnx"
-DEFAULT_SAFETENSORS = WEIGHTS_DIR / "default.safetensors"
+from ..paths import DEFAULT_ONNX, DEFAULT_SAFETENSORS
+
 ENGINES = ("auto", "onnx", "torch")
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from ..engine.runtime import DEFAULT_SAFETENSORS as DEFAULT_WEIGHTS
+from ..paths import DEFAULT_SAFETENSORS as DEFAULT_WEIGHTS
 from .net import DesampleNet, NetConfig, ResBlock
 
 

@@ -32,6 +32,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ..ops import dilate, fill_from, forward_differences, grid_laplacian, guided_filter, poisson_inside, poisson_solve, solve_spd
+
 OPAQUE = 0.95  # the matte is capped here: at a = 1 nothing of the picture shows through
 OPAQUE_SPREAD = 0.1  # pictures differing by under this share of their usual spread: the stamp is opaque there
 # Estimated mattes below MIN_MATTE are set to 0: there they are mostly noise, and unblending noise hurts
@@ -41,7 +43,7 @@ OPAQUE_SPREAD = 0.1  # pictures differing by under this share of their usual spr
 MIN_MATTE = 0.03
 # With hints and reach_hints, the stamp's region also takes in where the hints' mean matte is this
 # much or more, and HINT_REACH px around it, where that joins the letters' region. Measured (`python
-# examples/measure_shared_gain.py - - K 16 preview`, see-through glowing words): inside the stamp
+# research/measure_shared_gain.py - - K 16 preview`, see-through glowing words): inside the stamp
 # +0.25 dB with 4 pictures, +0.36 with 8; the other procedural and real sets +0.00 to +0.08. A mean
 # of 0.05 and 12 px: glowing words +0.30, words -0.03. Only for a set that shares a stamp
 # (shared.estimate_shared): for pictures each under their own word it makes their union a stamp.
@@ -56,10 +58,10 @@ CONFIRMED_BY = 2  # ...when at least this many pictures see it there (one pictur
 CONFIRM_WIDEN = 3  # px around what detection confirms (its edges and glow are faint)
 UNKNOWN_KIND = 0.25  # detection confirms less of the matte's mass than this: it does not know the stamp
 # The stamp's edges: where the pictures agree on a gradient at least this strong (and 4x their usual
-# agreement, and a fifth of the strongest). 0.02 until session 32 cut the edges of faint glowing words
+# agreement, and a fifth of the strongest). A floor of 0.02 cut the edges of faint glowing words
 # (peak opacity ~0.4: their edges agree at ~0.012, content at ~0.003), and their matte was solved
 # over a region missing most of the word. Measured inside the stamp at 2x, 0.02 -> 0.005 (`python
-# examples/measure_shared_gain.py - FOLDER K N [preview]`): glowing words of 4 24.43 -> 24.48, of 8
+# research/measure_shared_gain.py - FOLDER K N [preview]`): glowing words of 4 24.43 -> 24.48, of 8
 # 24.80 -> 24.90; words of 4 23.45 -> 23.44, of 8 23.51 -> 23.51; real sets of 4 21.32 -> 21.31, of 8
 # 21.96 -> 21.98.
 EDGE_FLOOR = 0.005
@@ -219,7 +221,7 @@ def refine_stamp(est: StampEstimate, pictures: list[np.ndarray], iterations: int
     weights, 2x): inside the stamp +0.42 dB after the inverse blend (25 sets gain, a faint word
     +2.5; 5 lose 0.01-1.2); on sets of 8, whose estimate is closer to start with, -0.28 (8 anime
     sets), but in a third of the step +0.16 (24 sets; shared.POLICY.refine_step_sure).
-    `python examples/measure_stamp_refinement.py`.
+    `python research/measure_stamp_refinement.py`.
     Tried and left out, on the first 12 of those sets: the colour kept smooth too (total variation
     on W, weight 0.02 or 0.1): -0.3 to -1.2 dB; I_k started from the network's blind removal
     instead of the inverse blend: -0.13 (anime) and -0.68 (procedural).
@@ -258,7 +260,7 @@ def refit_to_cleans(est: StampEstimate, pictures: list[np.ndarray], cleans: list
     the stamp that does not come from est alone (shared.estimate_shared: the network run blind on the
     picture with est inverted, which removes what est left of the stamp). Least squares in (a*W, a)
     over the set, pulled towards est by `ridge` (per picture and channel, against 3K equations), where
-    est is see-through (matte under `see_through`: core.UNBLEND_UP_TO, where the blend is inverted)
+    est is see-through (matte under `see_through`: ops.UNBLEND_UP_TO, where the blend is inverted)
     and up to `grow` px around it (a matte too small can grow there).
     """
     h, w = est.matte.shape
@@ -313,7 +315,7 @@ class _Adam:
 
 def _tv_gradient(x: np.ndarray, eps: float = 0.01) -> np.ndarray:
     """Gradient of the smoothed total variation sum sqrt(|grad x|^2 + eps^2) of x (..., H, W, C)."""
-    gx, gy = _forward_differences(x)
+    gx, gy = forward_differences(x)
     norm = np.sqrt(gx**2 + gy**2 + eps**2)
     px, py = gx / norm, gy / norm
     out = np.zeros_like(x)  # minus the divergence of (px, py): the adjoint of the forward differences
@@ -376,57 +378,6 @@ def _shift(ref: np.ndarray, other: np.ndarray) -> tuple[int, int]:
     return (int(dy) if dy < h // 2 else int(dy) - h, int(dx) if dx < w // 2 else int(dx) - w)
 
 
-def _dst1(x: np.ndarray, axis: int) -> np.ndarray:
-    """Type-I discrete sine transform along `axis` via the FFT of the odd extension."""
-    x = np.moveaxis(x, axis, -1)
-    n = x.shape[-1]
-    z = np.zeros((*x.shape[:-1], 1))
-    ext = np.concatenate([z, x, z, -x[..., ::-1]], axis=-1)
-    y = -np.fft.rfft(ext, axis=-1).imag[..., 1 : n + 1] / 2
-    return np.moveaxis(y, -1, axis)
-
-
-def poisson_solve(gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
-    """u (H, W) whose forward differences best match (gx, gy), with u = 0 just outside the frame."""
-    h, w = gx.shape
-    div = gx.copy()
-    div[:, 1:] -= gx[:, :-1]
-    div += gy
-    div[1:] -= gy[:-1]
-    f = _dst1(_dst1(div, 0), 1)
-    ky = 2 * np.cos(np.pi * np.arange(1, h + 1) / (h + 1)) - 2
-    kx = 2 * np.cos(np.pi * np.arange(1, w + 1) / (w + 1)) - 2
-    u = f / (ky[:, None] + kx[None, :])
-    return _dst1(_dst1(u, 0), 1) * (2 / (h + 1)) * (2 / (w + 1))
-
-
-def box_mean(x: np.ndarray, r: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 window (edges: mean over the part inside), via cumulative sums."""
-    def along(a, axis):
-        a = np.moveaxis(a, axis, 0)
-        n = a.shape[0]
-        c = np.concatenate([np.zeros((1, *a.shape[1:])), np.cumsum(a, 0)])
-        idx = np.arange(n)
-        lo, hi = np.clip(idx - r, 0, n), np.clip(idx + r + 1, 0, n)
-        out = (c[hi] - c[lo]) / (hi - lo).reshape(-1, *([1] * (a.ndim - 1)))
-        return np.moveaxis(out, 0, axis)
-
-    return along(along(x.astype(np.float64), 0), 1)
-
-
-def guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
-    """He et al.'s guided filter with a colour guide (H, W, C): src is fitted, window by window, as a
-    linear function of the guide, so it is smoothed where the guide is flat and keeps its edges."""
-    c = guide.shape[-1]
-    mean_g = box_mean(guide, r)  # (H, W, C)
-    mean_s = box_mean(src, r)
-    cov_gs = box_mean(guide * src[..., None], r) - mean_g * mean_s[..., None]
-    outer = box_mean(guide[..., :, None] * guide[..., None, :], r) - mean_g[..., :, None] * mean_g[..., None, :]
-    coef = np.linalg.solve(outer + eps * np.eye(c), cov_gs[..., None])[..., 0]  # (H, W, C)
-    offset = mean_s - (coef * mean_g).sum(-1)
-    return (box_mean(coef, r) * guide).sum(-1) + box_mean(offset, r)
-
-
 # -- estimation -------------------------------------------------------------------------------------
 
 
@@ -480,10 +431,6 @@ def _median_gradients(stack: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nda
     bad = few[..., None] | ~np.isfinite(mx) | ~np.isfinite(my)
     agreement = np.where(few | ~np.isfinite(agreement), 0, np.maximum(agreement, 0))
     return np.where(bad, 0, mx), np.where(bad, 0, my), agreement
-
-
-def dilate(mask: np.ndarray, r: int) -> np.ndarray:
-    return box_mean(mask.astype(np.float32), r) > 1e-6
 
 
 def estimate_stamp(pictures: list[np.ndarray], smooth: int = 3, hints: list[np.ndarray] | None = None,
@@ -582,34 +529,6 @@ def _find_stamp(pictures: list[np.ndarray], offsets: list[tuple[int, int]], real
     return _Found(stack, mx, my, support, origin, list(offsets), score)
 
 
-def _solve_spd(matrix, b: np.ndarray) -> np.ndarray:
-    """x with matrix @ x = b for a sparse symmetric positive definite matrix (b: (n,) or (n, k)).
-
-    A direct solve: conjugate gradients needed thousands of steps here (the smoothest modes of a
-    transparency field have eigenvalues ~1e-4) and were most of an estimate's time. The symmetric
-    fill-reducing ordering is 3.6x quicker than SuperLU's default (COLAMD) on a 300x220 grid.
-    """
-    from scipy.sparse.linalg import splu
-
-    return splu(matrix.tocsc(), permc_spec="MMD_AT_PLUS_A").solve(np.ascontiguousarray(b, np.float64))
-
-
-def _grid_laplacian(wx: np.ndarray, wy: np.ndarray, diag: np.ndarray):
-    """The sparse matrix of sum over grid edges of w * (v_i - v_j)^2, plus diag: an (H, W) grid
-    with weights wx (H, W-1) between horizontal neighbours and wy (H-1, W) between vertical ones."""
-    from scipy.sparse import csc_matrix
-
-    h, w = diag.shape
-    n = h * w
-    idx = np.arange(n).reshape(h, w)
-    i = np.concatenate([idx[:, :-1].ravel(), idx[:-1].ravel()])
-    j = np.concatenate([idx[:, 1:].ravel(), idx[1:].ravel()])
-    weight = np.concatenate([wx.ravel(), wy.ravel()]).astype(np.float64)
-    d = diag.ravel().astype(np.float64) + np.bincount(i, weight, n) + np.bincount(j, weight, n)
-    rows, cols = np.concatenate([i, j, idx.ravel()]), np.concatenate([j, i, idx.ravel()])
-    return csc_matrix((np.concatenate([-weight, -weight, d]), (rows, cols)), shape=(n, n))
-
-
 def _transparency(centred: np.ndarray, inside: np.ndarray) -> np.ndarray:
     """log(1 - a) over a box, from how the pictures differ at neighbouring pixels.
 
@@ -640,7 +559,7 @@ def _transparency(centred: np.ndarray, inside: np.ndarray) -> np.ndarray:
     b[:, :-1] -= wx * gx
     b[1:] += wy * gy
     b[:-1] -= wy * gy
-    field = _solve_spd(_grid_laplacian(wx, wy, outside), b.ravel()).reshape(energy.shape)
+    field = solve_spd(grid_laplacian(wx, wy, outside), b.ravel()).reshape(energy.shape)
     return np.minimum(field, 0.0)
 
 
@@ -689,7 +608,7 @@ def _decompose(stack, mx, my, support, origin, offsets, smooth: int, hints: np.n
     # are blind there, having nothing to compare).
     spread = np.sqrt(np.nan_to_num((sub - mean) ** 2).sum(axis=(0, 3)))
     ring = ~inner & np.isfinite(mean[..., 0])
-    matte = np.where(inner & (spread < OPAQUE_SPREAD * _fill_from(spread, ring)), OPAQUE, matte)
+    matte = np.where(inner & (spread < OPAQUE_SPREAD * fill_from(spread, ring)), OPAQUE, matte)
     if smooth:
         # The stamp's structure, sharp and dense (Poisson reconstruction of the median gradients),
         # guides a light smoothing of what noise is left (radius 3: matte error in the stamp 0.070 ->
@@ -738,15 +657,6 @@ def _color(sub: np.ndarray, mean: np.ndarray, matte: np.ndarray, ring: np.ndarra
     return np.clip(np.where(matte[..., None] > 0.02, color, 0), 0, 1).astype(np.float32)
 
 
-def _forward_differences(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(x-differences, y-differences) over the last-but-one and the one before (H, W, C) axes; 0 at the far edge."""
-    gx = np.zeros_like(x)
-    gy = np.zeros_like(x)
-    gx[..., :, :-1, :] = x[..., :, 1:, :] - x[..., :, :-1, :]
-    gy[..., :-1, :, :] = x[..., 1:, :, :] - x[..., :-1, :, :]
-    return gx, gy
-
-
 def _mean_under(centred: np.ndarray, mean: np.ndarray, matte: np.ndarray, ring: np.ndarray) -> np.ndarray:
     """The pictures' mean under the stamp, mean(I) (H, W, 3), for J_k = a*W + (1-a)*I_k.
 
@@ -759,63 +669,16 @@ def _mean_under(centred: np.ndarray, mean: np.ndarray, matte: np.ndarray, ring: 
     region = dilate(matte > 0, 1)
     # Fixed outside: the set's own mean wherever no stamp was found (filled where no picture reaches).
     known = ~region & np.isfinite(mean[..., 0])
-    filled = np.stack([_fill_from(mean[..., c], known if known.any() else ring) for c in range(3)], -1)
+    filled = np.stack([fill_from(mean[..., c], known if known.any() else ring) for c in range(3)], -1)
     around = np.where(known[..., None], np.nan_to_num(mean), filled)
     if not region.any():
         return around
-    gx, gy = _forward_differences(centred / np.maximum(1 - matte[None, ..., None], 0.05))
+    gx, gy = forward_differences(centred / np.maximum(1 - matte[None, ..., None], 0.05))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # no picture reaches some pixels: all-NaN there
         step_x = -np.nan_to_num(np.nanmedian(gx, axis=0))
         step_y = -np.nan_to_num(np.nanmedian(gy, axis=0))
-    return _poisson_inside(around, step_x, step_y, region)
-
-
-def _poisson_inside(fixed: np.ndarray, step_x: np.ndarray, step_y: np.ndarray, region: np.ndarray) -> np.ndarray:
-    """u (H, W, C) = fixed outside `region`; inside, its forward differences match (step_x, step_y) in
-    least squares (every difference touching the region counts)."""
-    inside = region[..., None].astype(np.float64)
-    edge_x = np.zeros(region.shape, bool)
-    edge_x[:, :-1] = region[:, :-1] | region[:, 1:]
-    edge_y = np.zeros(region.shape, bool)
-    edge_y[:-1] = region[:-1] | region[1:]
-    edge_x, edge_y = edge_x[..., None].astype(np.float64), edge_y[..., None].astype(np.float64)
-
-    def adjoint(vx, vy):  # of the forward differences
-        out = np.zeros_like(vx)
-        out[:, 1:] += vx[:, :-1]
-        out[:, :-1] -= vx[:, :-1]
-        out[1:] += vy[:-1]
-        out[:-1] -= vy[:-1]
-        return out
-
-    base = fixed * (1 - inside)
-    bx, by = _forward_differences(base)
-    b = adjoint(edge_x * (step_x - bx), edge_y * (step_y - by))
-    # The normal equations on the region's pixels: one sparse factorisation, every channel solved
-    # with it. (A region with no pixel outside it would make them singular: the tiny diagonal keeps
-    # that case at 0 instead of failing.)
-    laplacian = _grid_laplacian(edge_x[:, :-1, 0], edge_y[:-1, :, 0], np.full(region.shape, 1e-9))
-    unknown = np.flatnonzero(region)
-    channels = base.shape[-1]
-    out = base.reshape(-1, channels).copy()
-    out[unknown] += _solve_spd(laplacian[unknown][:, unknown], b.reshape(-1, channels)[unknown])
-    return out.reshape(base.shape)
-
-
-def _fill_from(values: np.ndarray, known: np.ndarray, r: int = 8) -> np.ndarray:
-    """values where `known`, smoothly extended elsewhere (normalised box filtering, widening)."""
-    v = np.where(known, np.nan_to_num(values), 0.0)
-    wsum = known.astype(np.float64)
-    out = np.where(known, v, np.nan)
-    radius = r
-    while np.isnan(out).any() and radius < 4 * max(values.shape):
-        num, den = box_mean(v, radius), box_mean(wsum, radius)
-        out = np.where(np.isnan(out) & (den > 1e-9), num / np.maximum(den, 1e-12), out)
-        radius *= 2
-    smooth_num, smooth_den = box_mean(v, r), box_mean(wsum, r)
-    blended = np.where(smooth_den > 1e-9, smooth_num / np.maximum(smooth_den, 1e-12), out)
-    return np.nan_to_num(blended, nan=float(np.nanmean(values[known])) if known.any() else 0.0)
+    return poisson_inside(around, step_x, step_y, region)
 
 
 def locate(est: StampEstimate, picture: np.ndarray) -> tuple[int, int]:
@@ -824,24 +687,6 @@ def locate(est: StampEstimate, picture: np.ndarray) -> tuple[int, int]:
     picture = picture.astype(np.float32) / 255.0 if picture.dtype == np.uint8 else np.asarray(picture, np.float32)
     dy, dx = _shift(_edges(picture), _edges(seen))
     return dy, dx
-
-
-def harmonic_fill(picture: np.ndarray, hole: np.ndarray) -> np.ndarray:
-    """picture (H, W, 3) with the `hole` pixels replaced by the smoothest continuation of their
-    surroundings (Laplace's equation, surroundings fixed): where an opaque stamp hid everything,
-    anime's flat colours carry on under it."""
-    if not hole.any():
-        return picture
-    ys, xs = np.nonzero(hole)
-    y0, y1 = max(ys.min() - 1, 0), min(ys.max() + 2, hole.shape[0])
-    x0, x1 = max(xs.min() - 1, 0), min(xs.max() + 2, hole.shape[1])
-    sub = picture[y0:y1, x0:x1].astype(np.float64)
-    inside = hole[y0:y1, x0:x1]
-    flat = np.zeros_like(sub)
-    filled = _poisson_inside(sub, flat, flat, inside)  # no steps: Laplace's equation
-    out = picture.copy()
-    out[y0:y1, x0:x1] = np.where(inside[..., None], filled, sub).astype(picture.dtype)
-    return out
 
 
 # From this many pictures on, a shared stamp's matte and colour are read off the pictures' own

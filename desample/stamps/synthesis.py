@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
+from ..ops import dilate
 from .fonts import available_fonts, load_font
 
 # Below this the stamp changes a pixel by at most ~5/255: not worth calling "stamped".
@@ -321,8 +322,8 @@ def _blur(a: np.ndarray, radius: float) -> np.ndarray:
 
 
 def _dilate(a: np.ndarray, r: int) -> np.ndarray:
-    im = Image.fromarray(np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8))
-    return np.asarray(im.filter(ImageFilter.MaxFilter(2 * r + 1)), np.float32) / 255.0
+    """a (H, W) in [0,1] thickened by r px, in 8-bit steps (the stamps' drawing is 8-bit)."""
+    return dilate(np.clip(a * 255.0 + 0.5, 0, 255).astype(np.uint8), r).astype(np.float32) / 255.0
 
 
 def style_shape(shape: np.ndarray, rng: np.random.Generator, kind: str = "word",

@@ -13,13 +13,14 @@ import json
 from pathlib import Path
 
 from ..data.index import ensure_index
+from ..data.validation import build_validation_set
 from ..engine.onnx_export import export_beside
-from ..engine.runtime import DEFAULT_SAFETENSORS
 from ..model.weights import average_weights, load_weights, save_weights
+from ..paths import DEFAULT_SAFETENSORS
 from ..stamps.synthesis import SYNTHESIS_VERSION
 from .config import TrainConfig
 from .loop import validation_pictures
-from .validation import Scorer, build_validation_set
+from .validation import Scorer
 
 
 def average_and_score(inputs: list[str], output: str, data: list[str], val_fraction: float = 0.1,

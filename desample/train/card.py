@@ -1,7 +1,8 @@
 """The model card's numbers: the validation table of the shipped weights, and a run's progress.
 
     python -m desample.train.card desample/weights/default.json                 # print the table
-    python -m desample.train.card desample/weights/default.json --update MODEL_CARD.md --run ~/.cache/desample/run3
+    python -m desample.train.card desample/weights/default.json --update MODEL_CARD.md    # rewrite its table
+    python -m desample.train.card desample/weights/default.json --update docs/model_history.md --run ~/.cache/desample/run3
 """
 
 from __future__ import annotations

@@ -12,8 +12,9 @@ from pathlib import Path
 
 
 def _default_data() -> list[str]:
-    data = Path(__file__).resolve().parents[3] / "shared" / "data"
-    return [str(data / name) for name in ("anime", "anime_more") if (data / name).is_dir()]
+    """Folders named in $DESAMPLE_DATA (separated like PATH); none: procedural pictures only. The
+    package never guesses a folder outside itself: an installed wheel has no "beside the repo"."""
+    return [p for p in os.environ.get("DESAMPLE_DATA", "").split(os.pathsep) if p]
 
 
 @dataclass
@@ -39,31 +40,28 @@ class TrainConfig:
     clip: float = 1.0  # gradient-norm clipping (logged as grad_norm)
     ema: float = 0.999
     # Stochastic weight averaging: a uniform mean of the raw weights, one every swa_every steps from
-    # step swa_from on (0: off), validated beside the EMA; the better of the two is kept. Measured
-    # (run 18): the raw weights 1,750 steps after the shipped ones scored 26.28, their EMA 26.33,
-    # the mean of shipped and raw 26.43 (on 72 other previews only 26.38 -> 26.39): the EMA's
-    # ~1,000-step memory may average too little; SWA tells, run by run.
+    # step swa_from on (0: off), validated beside the EMA; the better of the two is kept. The EMA's
+    # ~1,000-step memory can average too little: a mean over a longer stretch has scored higher
+    # (docs/model_history.md), and validating both tells which, run by run.
     swa_from: int = 0
     swa_every: int = 50
     stamp_weight: float = 4.0  # extra L1 weight inside the stamp
     lr_loss: float = 0.5  # weight of the LR-output L1
-    # On the pictures: "l1", or "l2" (root of the weighted MSE; loop.pixel_loss). Run 37, l2 from the
-    # shipped weights: -0.07 dB on validation in 1,250 steps, inside the stamp -0.18: l1 kept.
+    # On the pictures: "l1", or "l2" (root of the weighted MSE; loop.pixel_loss). L1: from trained
+    # weights, l2 lost on validation and more inside the stamp (docs/model_history.md).
     pixel_loss: str = "l1"
     # Weight of an L1 on the 2x output's neighbour differences against the truth's (weighted as the
-    # picture's L1): line art is where desample trails waifu2x on clean pictures (softer strokes).
-    # Run 53 (0.5, from the shipped weights): validation a tie (26.60), inside the stamp +0.1 dB,
-    # outside -0.05, IoU -0.02 in 1,250 steps: it sharpened the stamp's edges, not the picture's. Off.
+    # picture's L1), for line art, where desample's strokes are softer than waifu2x's. Off: tried at
+    # 0.5, it sharpened the stamp's edges rather than the picture's (docs/model_history.md).
     edge_loss: float = 0.0
-    mask_loss: float = 0.3  # weight of the mask BCE + dice (0.1 until run 21: 3x gave IoU +0.007, fewer false marks)
+    mask_loss: float = 0.3  # weight of the mask BCE + dice (3x the first 0.1: fewer false marks on clean pictures)
     matte_loss: float = 0.5  # weight of the matte L1 (+ half as much colour L1 where the stamp is)
     guide_prob: float = 0.3  # how often the true matte/mask is given as guide
     # Share of stamped crops inverted by an imperfect estimate (data.pairs.imperfectly_unblended).
     # With a third guide channel (net guide_channels 3) told the inverted matte, as `--shared` gives
-    # them: runs 27-29 (0.2-0.3): +0.2 dB in the stamp with 4 shared pictures, -0.05 with 8, -0.8 with
-    # the true stamp (examples/measure_inverted_matte_channel.py). With 2 channels, given blind, as
-    # the estimate's refit asks the network what is under the stamp (shared._cleaned_under): runs 56-57
-    # (0.2, 0.6; ~1,300 steps) and 58 (1.0, 2,000) did not change what it sees there, nor `--shared` (docs/shared_stamp.md).
+    # them; with 2 channels, given blind, as the estimate's refit asks the network what is under the
+    # stamp (shared._cleaned_under). Neither improved `--shared` enough to ship (docs/shared_stamp.md,
+    # research/measure_inverted_matte_channel.py): 0 by default.
     unblended: float = 0.0
     # Pictures in all 8 flips/quarter turns, not only mirrored: more variety for the enlargement,
     # which sees the same few hundred pictures for hundreds of thousands of crops.
@@ -72,15 +70,15 @@ class TrainConfig:
     # more colour variety for the same pictures; the stamp is drawn afterwards in its own colours.
     channel_shuffle: float = 0.0
     # Share of crops placed on the stamp, and of previews with no stamp (data.pairs.CropSampler): the
-    # detector's prior. Up to run 16 0.75 and 0: it marked 3% of clean pictures as stamp (MODEL_CARD);
-    # runs 17-18 0.5 and 0.1; the shipped weights (run 19) 0.5 and 0.3: 2.4%.
+    # detector's prior. Every preview stamped and most crops on the stamp taught it to mark clean
+    # pictures (3% of them); these shares brought that down (docs/model_history.md).
     stamp_crops: float = 0.5
     unstamped: float = 0.3
     # Share of pictures with bokeh circles and soft glows painted in as content (data.pairs.add_light_spots):
     # what the shipped model mistakes for a stamp's glow on clean pictures.
     light_spots: float = 0.0
     # Share of stamped pictures under a see-through glowing word (data.pairs.CropSampler preview_stamps):
-    # the shipped model's mattes see a quarter of such a word's opacity or less (docs/shared_stamp.md, session 32).
+    # mattes trained without them saw a quarter of such a word's opacity or less (docs/shared_stamp.md).
     preview_stamps: float = 0.0
     # Real previews (data.pairs.CropSampler): the pictures' own text and graphics drawn into the truth,
     # stamps as real previews carry them, previews at real sizes (up to 750 px), and noise that is no picture.

@@ -16,10 +16,8 @@ Write a number to `out/threads` to change the thread count of a running job (1 w
 
 from __future__ import annotations
 
-import copy
 import json
 import math
-import os
 import time
 from pathlib import Path
 
@@ -31,26 +29,16 @@ from PIL import Image
 from ..data.index import IndexReader, ensure_index, shard_ids
 from ..data.pairs import CropSampler
 from ..data.procedural import anime_picture
-from ..data.stream import PictureSource, decode_picture
-from ..engine.onnx_export import export_beside
+from ..data.stream import PictureSource, load_pictures
+from ..data.validation import VAL_LR_LONG, build_validation_set
 from ..model.net import DesampleNet, NetConfig, count_parameters
-from ..model.weights import clean_state_dict, grow, load_weights, save_weights
+from ..model.weights import clean_state_dict, grow, load_weights
 from ..stamps.fonts import has_cjk_font, require_cjk_font
 from ..stamps.synthesis import SYNTHESIS_VERSION
 from .config import TrainConfig
 from .distributed import Dist, init_distributed, no_sync_unless
 from .precision import autocast, use_bf16
-from .validation import VAL_LR_LONG, Scorer, build_validation_set
-
-
-def load_pictures(files: list[Path]) -> list[Image.Image]:
-    """Decode once into memory (RGB, alpha flattened); unreadable files are skipped and counted."""
-    rng = np.random.default_rng(0)
-    pics = [decode_picture(p, rng) for p in files]
-    bad = sum(p is None for p in pics)
-    if bad:
-        print(f"skipped {bad} unreadable picture(s)")
-    return [p for p in pics if p is not None]
+from .trainer import Trainer
 
 
 def pixel_loss(error: torch.Tensor, weight: torch.Tensor, kind: str) -> torch.Tensor:
@@ -125,14 +113,6 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, micro_batches
     logged["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip))
     opt.step()
     return logged
-
-
-def _atomic_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    if path.exists():  # keep the one before: a checkpoint damaged later on disk still has a fallback
-        os.replace(path, path.with_name(path.stem + ".prev.pt"))
-    os.replace(tmp, path)
 
 
 def load_checkpoint(out: Path) -> dict | None:
@@ -280,15 +260,17 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
     start = d.broadcast(_starting_state(cfg, out) if d.main else None)
     model = DesampleNet(NetConfig.from_dict(start["net_config"]))
     model.load_state_dict(clean_state_dict(start["model"]))
-    score = Scorer(val_set, model.config.scale)
     model.to(d.device).train()
-    ema = copy.deepcopy(model).eval() if d.main else None
-    if ema is not None and start.get("ema"):
-        ema.load_state_dict(clean_state_dict(start["ema"]))
-    swa, swa_n = None, 0  # rank 0's stochastic weight average (cfg.swa_from), once it has begun
-    if d.main and start.get("swa"):
-        swa, swa_n = copy.deepcopy(model).eval(), start["swa_n"]
-        swa.load_state_dict(clean_state_dict(start["swa"]))
+    board = None
+    if d.main:
+        try:  # TensorBoard when installed (pip install tensorboard); log.jsonl always
+            from torch.utils.tensorboard import SummaryWriter
+
+            board = SummaryWriter(str(out / "tb"))
+        except ImportError:
+            pass
+    # Rank 0 alone averages, validates, keeps the best and checkpoints.
+    trainer = Trainer(cfg, out, model, start, val_set, len(val_pictures), board=board) if d.main else None
     bf16 = use_bf16(cfg.precision, d.device)
     if bf16:  # channels-last is what makes oneDNN's bf16 convolutions fast; the weights stay fp32
         model.to(memory_format=torch.channels_last)
@@ -296,14 +278,14 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(0.9, 0.99), weight_decay=0.0)
     if start.get("opt"):
         opt.load_state_dict(start["opt"])
-    step, samples, wall, best = start["step"], start["samples"], start["wall"], start["best"]
+    step, samples, wall = start["step"], start["samples"], start["wall"]
     resumed = start["resumed"]
     if d.main and start.get("rebaseline"):
         # The stamps drawn for validation changed since `best` was measured: measure the best
         # weights again on today's validation set, so only better weights replace them.
-        best = score(load_weights(start["rebaseline"]).eval())["psnr"]
+        trainer.best = trainer.score(load_weights(start["rebaseline"]).eval())["psnr"]
         print(f"validation set changed (stamp synthesis {SYNTHESIS_VERSION}, previews of {cfg.val_size} px): "
-              f"{start['rebaseline']} scores {best:.4f} on it")
+              f"{start['rebaseline']} scores {trainer.best:.4f} on it")
     del start
     for g in opt.param_groups:
         g["lr"] = scheduled_lr(cfg, step)
@@ -315,27 +297,11 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
 
     sampler = crop_sampler(cfg, source, rng, model.config)
     fmt = torch.channels_last if bf16 else torch.contiguous_format  # of the batches, as of the model
-    log = open(out / "log.jsonl", "a") if d.main else None
-    board = None
-    if d.main:
-        try:  # TensorBoard when installed (pip install tensorboard); log.jsonl always
-            from torch.utils.tensorboard import SummaryWriter
-
-            board = SummaryWriter(str(out / "tb"))
-        except ImportError:
-            pass
     scale = model.config.scale
     start_step = step
 
     def checkpoint():
-        _atomic_save(
-            {"model": model.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(), "step": step,
-             "samples": samples, "wall": wall, "best": best, "net_config": model.config.to_dict(),
-             "swa": swa.state_dict() if swa is not None else None, "swa_n": swa_n,
-             "synthesis": SYNTHESIS_VERSION,
-             "train_config": cfg.to_dict(), "world": d.world},
-            out / "last.pt",
-        )
+        trainer.checkpoint(opt=opt.state_dict(), step=step, samples=samples, wall=wall, world=d.world)
 
     bar = tqdm(total=cfg.steps, initial=step, dynamic_ncols=True, mininterval=5, disable=not d.main)
     running: dict[str, float] = {}
@@ -358,60 +324,19 @@ def _train(cfg: TrainConfig, d: Dist) -> None:
             if step % 50 == 0:
                 threads = _read_threads(out, threads)
             continue
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                pe.lerp_(pm, 1 - cfg.ema)
-            if cfg.swa_from and step >= cfg.swa_from and step % cfg.swa_every == 0:
-                if swa is None:
-                    swa = copy.deepcopy(model).eval()
-                swa_n += 1
-                for ps, pm in zip(swa.parameters(), model.parameters(), strict=True):
-                    ps.lerp_(pm, 1 / swa_n)  # the running mean of swa_n snapshots
+        trainer.average(step)
         for k, v in parts.items():
             running[k] = running.get(k, v) * 0.98 + v * 0.02
         bar.update(1)
         if step % 50 == 0:
             bar.set_postfix(loss=f"{running['loss']:.4f}", samples_per_s=f"{global_batch / max(time.time() - t0, 1e-9):.1f}")
             threads = _read_threads(out, threads)
-            log.write(json.dumps({"step": step, "samples": samples, "wall": round(wall, 1), "threads": threads,
-                                  "world": d.world, "bad_files": bad_files, "lr": opt.param_groups[0]["lr"],
-                                  **{k: round(v, 5) for k, v in running.items()}}) + "\n")
-            log.flush()
-            if board:
-                for k, v in running.items():
-                    board.add_scalar(f"train/{k}", v, step)
+            trainer.log({"step": step, "samples": samples, "wall": round(wall, 1), "threads": threads, "world": d.world,
+                         "bad_files": bad_files, "lr": opt.param_groups[0]["lr"], **{k: round(v, 5) for k, v in running.items()}})
         if step % cfg.ckpt_every == 0:
             checkpoint()
         if step % cfg.val_every == 0 or step == cfg.steps:
-            metrics = score(ema)
-            record = {"step": step, "samples": samples, "train_seconds": round(wall, 1), "val": metrics}
-            kept, kept_as = ema, "ema"
-            if swa is not None:
-                record.update(val_swa=score(swa), swa_n=swa_n)
-                tqdm.write(f"step {step}: mean of {swa_n} snapshots (SWA): PSNR {record['val_swa']['psnr']:.2f}")
-            if board:
-                for k, v in metrics.items():
-                    board.add_scalar(f"val/{k}", v, step)
-            log.write(json.dumps(record) + "\n")
-            log.flush()
-            gain = metrics["psnr"] - metrics["bicubic_psnr"]
-            tqdm.write(
-                f"step {step}: PSNR {metrics['psnr']:.2f} (bicubic {metrics['bicubic_psnr']:.2f}, +{gain:.2f}) "
-                f"in-stamp {metrics['psnr_in']:.2f} (bicubic {metrics['bicubic_psnr_in']:.2f}) "
-                f"out {metrics['psnr_out']:.2f} (bicubic {metrics['bicubic_psnr_out']:.2f}) IoU {metrics['mask_iou']:.3f}"
-            )
-            if swa is not None and record["val_swa"]["psnr"] > metrics["psnr"]:
-                metrics, kept, kept_as = record["val_swa"], swa, f"mean of {swa_n} snapshots from step {cfg.swa_from}"
-            if metrics["psnr"] > best:
-                best = metrics["psnr"]
-                meta = {"step": step, "samples": samples, "train_seconds": round(wall, 1), "val": metrics, "weights": kept_as,
-                        "val_pictures": len(val_pictures), "val_previews": len(val_set), "synthesis": SYNTHESIS_VERSION,
-                        "train_config": cfg.to_dict()}
-                save_weights(kept, out / "best.safetensors", meta)
-                if cfg.export:
-                    save_weights(kept, cfg.export, meta)
-                    export_beside(cfg.export)  # the ONNX twin the default engine runs
-                tqdm.write(f"  new best: wrote {out / 'best.safetensors'}" + (f" and {cfg.export}" if cfg.export else ""))
+            trainer.validate(step, samples, wall, say=tqdm.write)
             checkpoint()
     bar.close()
     if d.main:

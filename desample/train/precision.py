@@ -1,9 +1,9 @@
 """Mixed precision for CPU training: the trunk in bf16 where the CPU computes it natively.
 
 Measured with the shipped 0.88 M net (forward + backward + the training losses, batch 12 of 128 px
-crops, 2 threads): on a CPU with AMX (session 13) bf16 autocast + channels-last took 2.1x less time
+crops, 2 threads): on a CPU with AMX bf16 autocast + channels-last took 2.1x less time
 than fp32 (median of 4 steps, loss equal to 4 digits, gradient cosine 0.998-0.9995 to fp32's); on
-an AVX2-only CPU (no bf16 instructions, sessions 1-12) PyTorch fell back to a slow convolution,
+an AVX2-only CPU (no bf16 instructions) PyTorch fell back to a slow convolution,
 0.8 vs 10 samples/s: there fp32 stays.
 """
 

@@ -18,8 +18,6 @@ when it is behind. Peers given `--export` validate (rank-0 style) and write the 
 
 from __future__ import annotations
 
-import copy
-import json
 import os
 import time
 from pathlib import Path
@@ -27,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..engine.onnx_export import export_beside
+from ..data.validation import build_validation_set
 from ..model.net import DesampleNet, NetConfig, count_parameters
-from ..model.weights import clean_state_dict, save_weights
+from ..model.weights import clean_state_dict
 from .config import TrainConfig
 from .distributed import Dist
-from .loop import _atomic_save, _pictures, _starting_state, crop_sampler, losses, scheduled_lr
-from .validation import Scorer, build_validation_set
+from .loop import _pictures, _starting_state, crop_sampler, losses, scheduled_lr
+from .trainer import Trainer
 
 
 def _hivemind():
@@ -100,10 +98,9 @@ def train_swarm(cfg: TrainConfig) -> None:
     model = DesampleNet(NetConfig.from_dict(start["net_config"]))
     model.load_state_dict(clean_state_dict(start["model"]))
     model.train()
-    ema = copy.deepcopy(model).eval()
-    if start.get("ema"):
-        ema.load_state_dict(clean_state_dict(start["ema"]))
-    samples, wall, best = start["samples"], start["wall"], start["best"]
+    # A peer keeps its EMA (no SWA: averaging over snapshots is `desample average`'s job here).
+    trainer = Trainer(cfg, out, model, start, val_set, len(val_pictures), swa=False, meta={"swarm": True})
+    samples, wall = start["samples"], start["wall"]
 
     opt = hivemind.Optimizer(
         dht=dht, run_id=cfg.run_id, params=model.parameters(),
@@ -121,13 +118,9 @@ def train_swarm(cfg: TrainConfig) -> None:
           f"{cfg.swarm_batch} samples per step over all peers", flush=True)
     sampler = crop_sampler(cfg, source, np.random.default_rng(peer_seed), model.config)
     scale = model.config.scale
-    score = Scorer(val_set, scale)
-    log = open(out / "log.jsonl", "a")
 
     def checkpoint():
-        _atomic_save({"model": model.state_dict(), "ema": ema.state_dict(), "swarm_opt": opt.state_dict(),
-                      "step": opt.local_epoch, "samples": samples, "wall": wall, "best": best,
-                      "net_config": model.config.to_dict(), "train_config": cfg.to_dict()}, out / "last.pt")
+        trainer.checkpoint(swarm_opt=opt.state_dict(), step=opt.local_epoch, samples=samples, wall=wall)
 
     bar = tqdm(total=cfg.steps, initial=opt.local_epoch, dynamic_ncols=True, mininterval=5)
     epoch, local_steps = opt.local_epoch, 0
@@ -150,24 +143,13 @@ def train_swarm(cfg: TrainConfig) -> None:
                 continue
             bar.update(opt.local_epoch - epoch)
             epoch = opt.local_epoch
-            with torch.no_grad():  # the weights change once per swarm step: average them there
-                for pe, pm in zip(ema.parameters(), model.parameters(), strict=True):
-                    pe.lerp_(pm, 1 - cfg.ema)
-            log.write(json.dumps({"step": epoch, "local_steps": local_steps, "samples": samples, "wall": round(wall, 1),
-                                  "loss": round(parts["loss"].item(), 5), "bad_files": source.bad}) + "\n")
-            log.flush()
+            trainer.average(epoch)  # the weights change once per swarm step: average them there
+            trainer.log({"step": epoch, "local_steps": local_steps, "samples": samples, "wall": round(wall, 1),
+                         "loss": round(parts["loss"].item(), 5), "bad_files": source.bad})
             if epoch % cfg.ckpt_every == 0:
                 checkpoint()
             if validating and (epoch % cfg.val_every == 0 or epoch >= cfg.steps):
-                metrics = score(ema)
-                log.write(json.dumps({"step": epoch, "samples": samples, "train_seconds": round(wall, 1), "val": metrics}) + "\n")
-                tqdm.write(f"swarm step {epoch}: PSNR {metrics['psnr']:.2f} (bicubic {metrics['bicubic_psnr']:.2f})")
-                if metrics["psnr"] > best:
-                    best = metrics["psnr"]
-                    meta = {"step": epoch, "samples": samples, "train_seconds": round(wall, 1), "val": metrics,
-                            "train_config": cfg.to_dict(), "swarm": True}
-                    save_weights(ema, cfg.export, meta)
-                    export_beside(cfg.export)
+                trainer.validate(epoch, samples, wall, say=tqdm.write)
         bar.close()
     finally:
         opt.shutdown()  # waits for the last background averaging of the weights

@@ -4,7 +4,7 @@ Prints the mean share marked (stamp probability > 0.5) and how many pictures hav
 and what the marks cost: the squared error of the 2x output against the truth within 4 px of a mark
 and elsewhere, blind and with detection off (`--no-detect`), summed over the pictures.
 
-    python examples/measure_false_detections.py ../shared/data/anime [weights.safetensors ...]
+    python research/measure_false_detections.py ../shared/data/anime [weights.safetensors ...]
 
 Session 11, the step-29,250 weights: 3.1% marked, 14 of 24 pictures over 1% (the mean of steps
 27,000 and 28,500 before them: 3.05%, 16 of 24): bright, glowing art is taken for a stamp.
@@ -27,10 +27,10 @@ def main(folder: str, weights: list[str], threads: int = 1) -> None:
     from desample.core import restore
     from desample.data.index import ensure_index
     from desample.data.pairs import random_jpeg
+    from desample.data.validation import build_validation_set
     from desample.engine.runtime import load_engine
     from desample.train.config import TrainConfig
     from desample.train.loop import validation_pictures
-    from desample.train.validation import build_validation_set
 
     torch.set_num_threads(threads)
     cfg = TrainConfig(data=[folder])

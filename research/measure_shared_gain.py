@@ -2,9 +2,9 @@
 columns of `desample bench --shared K` that decide issue 5, without the other methods (2 minutes for
 16 procedural sets of 4 on one thread, against ~10 for the whole bench), to compare training runs.
 
-    python examples/measure_shared_gain.py WEIGHTS.safetensors - 4 16                 # 16 procedural sets of 4
-    python examples/measure_shared_gain.py WEIGHTS.safetensors ../shared/data/anime 4 8  # 8 held-out sets of 4
-    python examples/measure_shared_gain.py - - 4 16 preview   # see-through glowing words (--shared-stamps preview)
+    python research/measure_shared_gain.py WEIGHTS.safetensors - 4 16                 # 16 procedural sets of 4
+    python research/measure_shared_gain.py WEIGHTS.safetensors ../shared/data/anime 4 8  # 8 held-out sets of 4
+    python research/measure_shared_gain.py - - 4 16 preview   # see-through glowing words (--shared-stamps preview)
 
 WEIGHTS "-": the shipped model. Runs on PyTorch, one thread; the sets are the bench's (the same seed
 and pictures; before session 31, procedural sets of 8 beyond the 8th reused the first 64 pictures).

@@ -2,7 +2,7 @@
 # Training throughput: 1 process x 2 threads against 2 DDP processes x 1 thread on this machine.
 # samples/s between the step-50 and step-150 log records (time spent in steps only), two rounds.
 # Stop other jobs first (a background training: kill -STOP PID, then kill -CONT PID).
-#   bash examples/train_throughput.sh [DATA_FOLDER]
+#   bash research/train_throughput.sh [DATA_FOLDER]
 set -euo pipefail
 data=${1:-../shared/data/anime}
 work=$(mktemp -d)

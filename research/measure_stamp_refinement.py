@@ -3,8 +3,8 @@ does, set by set: the matte's error inside the stamp and the PSNR inside the sta
 with the estimate (always used, no misfit check), without and with the refinement. Sets of K
 previews sharing a stamp, drawn as `desample bench --shared K` draws them (other seeds: more sets).
 
-    python examples/measure_stamp_refinement.py ../shared/data/anime 4 [seeds ...]   # 8 sets per seed
-    python examples/measure_stamp_refinement.py - 4 [seeds ...]                      # procedural, 4 sets per seed
+    python research/measure_stamp_refinement.py ../shared/data/anime 4 [seeds ...]   # 8 sets per seed
+    python research/measure_stamp_refinement.py - 4 [seeds ...]                      # procedural, 4 sets per seed
 
 Session 21, shipped weights, K = 4 (matte error / dB inside the stamp, without -> with):
 anime seed 4321 0.106 -> 0.098 / 20.49 -> 20.95, 999 0.127 -> 0.132 / 20.27 -> 20.66,

@@ -1,7 +1,7 @@
 """One training step in fp32 against the same step with the trunk in bf16 (desample.train.precision):
 time, loss and how closely the bf16 gradient follows the fp32 one, on procedural pictures.
 
-    python examples/measure_bf16_step.py [THREADS] [WEIGHTS]
+    python research/measure_bf16_step.py [THREADS] [WEIGHTS]
 
 Stop a background training first (kill -STOP PID) or the times mean little.
 """

@@ -5,16 +5,16 @@ err as `--shared`'s do (the matte too faint by a smooth factor, mostly 0.75-1.1,
 its faint tail cut; the mean under the stamp off by a smooth field in the stamp's shape). Kept to
 reproduce it; the numbers are in docs/shared_stamp.md, "Session 33".
 
-The U-Net of examples/set_network.py (its levels exchange the set's mean and maximum), fed each
+The U-Net of research/set_network.py (its levels exchange the set's mean and maximum), fed each
 picture inverted with the estimate; its last layer starts at zero, so untrained it returns the
 estimate. Measured: on its own synthetic errors it learns (the inverted pictures' L1 in the
 see-through part 11-14% under the estimate's after 2,000 + 1,100 steps, 40 min on 2 threads), but on
 the estimates `--shared` makes it does not carry over: it strengthens faint estimates that were
 right.
 
-    python examples/set_refiner.py train ~/.cache/desample/refiner1 2000
-    python examples/set_refiner.py train ~/.cache/desample/refiner2 1100 5e-4 ~/.cache/desample/refiner1/refiner.pt 6
-    python examples/set_refiner.py measure ~/.cache/desample/refiner2/refiner.pt 4 16 preview   # or words; FOLDER last
+    python research/set_refiner.py train ~/.cache/desample/refiner1 2000
+    python research/set_refiner.py train ~/.cache/desample/refiner2 1100 5e-4 ~/.cache/desample/refiner1/refiner.pt 6
+    python research/set_refiner.py measure ~/.cache/desample/refiner2/refiner.pt 4 16 preview   # or words; FOLDER last
 """
 
 import json

@@ -3,8 +3,8 @@ K previews sharing a stamp (as `desample bench --shared K` draws them, with othe
 draws), each set's misfit and what using its estimate gains inside the stamp over blind removal;
 then the mean gain of: the check, always using the estimate, never using it.
 
-    python examples/measure_misfit_check.py ../shared/data/anime 4 [seeds ...]   # 8 sets per seed
-    python examples/measure_misfit_check.py - 4 [seeds ...]                      # procedural, 4 sets per seed
+    python research/measure_misfit_check.py ../shared/data/anime 4 [seeds ...]   # 8 sets per seed
+    python research/measure_misfit_check.py - 4 [seeds ...]                      # procedural, 4 sets per seed
 
 Session 20, shipped weights, K = 4: anime seeds 4321 999 777 and procedural 4321 999 (32 sets):
 the check +1.21 dB, always +1.02 (the check before, |J - (a*W + (1-a)*C)| / |J - C| over 1: +0.64).

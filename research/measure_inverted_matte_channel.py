@@ -4,7 +4,7 @@ stamp estimated once per set with the shipped model and kept fixed, then removed
 with the channel as trained, with it zeroed (the same weights, told nothing), and with the true stamp
 both ways (an exact stamp, as a hand-made stamp file gives, must not be "corrected").
 
-    python examples/measure_inverted_matte_channel.py ../shared/data/anime 4 weights.onnx
+    python research/measure_inverted_matte_channel.py ../shared/data/anime 4 weights.onnx
 
 Session 20 (runs 27-29, TrainConfig.unblended; ~1 min per call here): PSNR in the stamp, mean of the
 8 sets; the shipped step-31,750 weights (2 channels) in brackets.

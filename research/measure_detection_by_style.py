@@ -6,7 +6,7 @@ opacity, the detector's recall (stamp probability > 0.5 where the matte is over 
 matte against the true one there (mean over mean: what `--shared` mixes in as its hints), and the
 network's LR removal, PSNR where the stamp is see-through (matte under 0.7).
 
-    python examples/measure_detection_by_style.py ../shared/data/anime [STYLE ...] [weights.safetensors ...]
+    python research/measure_detection_by_style.py ../shared/data/anime [STYLE ...] [weights.safetensors ...]
 
 Session 19, the step-30,750 weights: recall plain 0.12 / 0.29 / 0.38 / 0.45 at opacity 0.2 / 0.35 /
 0.5 / 0.8, with glow 0.20 / 0.45 / 0.64 / 0.85, with an outline 0.50 / 0.66 / 0.75 / 0.76: a plain
@@ -52,10 +52,10 @@ def main(folder: str, weights: list[str], threads: int = 1, pictures: int = 12, 
     from desample.core import as_engine, network_pass
     from desample.data.index import ensure_index
     from desample.data.pairs import flatten_alpha, make_preview
+    from desample.data.validation import preview_size_hr
     from desample.engine.runtime import load_engine
     from desample.train.config import TrainConfig
     from desample.train.loop import validation_pictures
-    from desample.train.validation import preview_size_hr
 
     torch.set_num_threads(threads)
     cfg = TrainConfig(data=[folder])

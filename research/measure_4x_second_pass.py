@@ -4,8 +4,8 @@ there is no stamp) against its 2x followed by a Lanczos 2x, and against a second
 on 8 procedural pictures (folder "-": 233x330 previews), stamped and clean (JPEG'd as previews
 are). Prints mean PSNR (RGB / Y) and seconds per picture.
 
-    python examples/measure_4x_second_pass.py ../shared/data/anime [weights]
-    python examples/measure_4x_second_pass.py -
+    python research/measure_4x_second_pass.py ../shared/data/anime [weights]
+    python research/measure_4x_second_pass.py -
 
 Session 26, the step-36,000 weights, 24 held-out pictures (previews of 52x111 to 330x249): PSNR
 stamped 23.595 (4x) / 23.595 (2x + Lanczos) / 23.610 (second pass --denoise 0), clean 24.708 /
@@ -26,10 +26,10 @@ def main(folder: str, weights: str | None = None, threads: int = 1) -> None:
     from desample.core import restore
     from desample.data.pairs import random_jpeg
     from desample.data.sources import list_pictures, split_holdout
+    from desample.data.stream import load_pictures
+    from desample.data.validation import build_validation_set
     from desample.engine.runtime import load_engine
     from desample.metrics import psnr, psnr_y
-    from desample.train.loop import load_pictures
-    from desample.train.validation import build_validation_set
 
     torch.set_num_threads(threads)
     if folder == "-":

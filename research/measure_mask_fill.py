@@ -2,7 +2,7 @@
 cleaned blind, with a loose box mask around the stamp, and with the exact mask. Prints the mean
 absolute error inside the stamp and over the whole picture (lower is better). Uses the shipped model.
 
-    python examples/measure_mask_fill.py
+    python research/measure_mask_fill.py
 """
 
 import numpy as np

@@ -14,8 +14,8 @@ mean_k I from:
                    (shared._cleaned_under, what the refit fits to)
     true           the pictures' true mean under the stamp (a bound: the matte's own error left)
 
-    python examples/measure_mean_under.py - 4 16                    # the bench's 16 procedural sets of 4
-    python examples/measure_mean_under.py ../shared/data/anime 4 8  # its 8 held-out anime sets of 4
+    python research/measure_mean_under.py - 4 16                    # the bench's 16 procedural sets of 4
+    python research/measure_mean_under.py ../shared/data/anime 4 8  # its 8 held-out anime sets of 4
 
 Session 30, shipped step-36,000 weights, 16 procedural sets of 4 (PSNR of the inverted pictures in
 the see-through part): implied 24.22, median steps 23.64, net blind 22.00, net inverted 24.27, true

@@ -5,7 +5,7 @@ sum_k |J_k - a*W - (1-a)*I_k|^2 + 0.02 TV(I_k) + 0.01 TV(a). This scores that ob
 solved for, 300 Adam steps) at the true stamp and at `--shared`'s estimate, and refines from the
 true stamp to see whether it stays there, on the bench's procedural sets of 4 (shipped weights):
 
-    python examples/measure_stamp_prior.py 8      # the first 8 of the 16 sets; ~1 min a set
+    python research/measure_stamp_prior.py 8      # the first 8 of the 16 sets; ~1 min a set
 
 Session 29: at the true stamp the objective is higher than at the estimate on 7 of 8 sets, and
 refining from it walks away (matte error in the stamp 0.02-0.13): the prior, not the solver.

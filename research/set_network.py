@@ -10,14 +10,14 @@ shares stands out; the set's features, averaged, give one matte and one colour. 
 matte as the classic estimate (error in the stamp 0.086), mixed with it 0.082, but PSNR inside the
 stamp after `--shared` 23.07-23.10 dB against 23.14: not kept.
 
-    python examples/set_network.py train --data ../shared/data/anime --out ~/.cache/desample/setnet1 \
+    python research/set_network.py train --data ../shared/data/anime --out ~/.cache/desample/setnet1 \
         --export ~/.cache/desample/setnet1.safetensors --steps 4000          # 39 min on 2 threads
-    python examples/set_network.py train --data ../shared/data/anime --out ~/.cache/desample/setnet2 \
+    python research/set_network.py train --data ../shared/data/anime --out ~/.cache/desample/setnet2 \
         --export ~/.cache/desample/setnet2.safetensors --steps 3000 --lr 5e-4 --faint 0.5 \
         --inversion-weight 2 --init ~/.cache/desample/setnet1.safetensors --seed 1
-    python examples/set_network.py measure ~/.cache/desample/setnet2.safetensors hintmix   # or: set, mix, hint
-    python examples/set_network.py measure - base-norefine     # or base, base-norefit: the set network not used
-    python examples/set_network.py measure ~/.cache/desample/setnet2.safetensors hintmix ../shared/data/anime 4  # real sets
+    python research/set_network.py measure ~/.cache/desample/setnet2.safetensors hintmix   # or: set, mix, hint
+    python research/set_network.py measure - base-norefine     # or base, base-norefit: the set network not used
+    python research/set_network.py measure ~/.cache/desample/setnet2.safetensors hintmix ../shared/data/anime 4  # real sets
 
 Training: sets of 2-8 crops of different pictures (the folder's training split and procedural ones)
 cut at the same place of one stamp (stamps.synthesis, every kind, words weighted up), JPEG'd. Losses:
@@ -117,7 +117,7 @@ class SetMatteNet(nn.Module):
         return self.config.to_dict()
 
 
-SEE_THROUGH = 0.7  # as core.UNBLEND_UP_TO: where `--shared` inverts the blend
+SEE_THROUGH = 0.7  # as ops.UNBLEND_UP_TO: where `--shared` inverts the blend
 
 
 def lr_pictures(folder: str | None, procedural: int, seed: int = 90_000) -> list[np.ndarray]:
@@ -125,7 +125,7 @@ def lr_pictures(folder: str | None, procedural: int, seed: int = 90_000) -> list
     pics = []
     if folder:
         from desample.data.sources import list_pictures, split_holdout
-        from desample.train.loop import load_pictures
+        from desample.data.stream import load_pictures
 
         train, _ = split_holdout(list_pictures(folder))
         for i, im in enumerate(load_pictures(train)):
@@ -317,7 +317,7 @@ def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode
     set: instead of the classic estimate; mix: half and half with it; hint: as the classic estimate's
     hint instead of the mean of each picture's network matte; hintmix: half and half with that mean;
     base: not at all (`--shared` as it is); base-norefine / base-norefit: without that step."""
-    from desample import core, shared
+    from desample import core, ops, shared
     from desample.stamps.estimate import confirmed_by, estimate_stamp, filled_where_seen, refine_stamp, refit_to_cleans
 
     floats = [core.as_float(p) for p in pictures]
@@ -343,7 +343,7 @@ def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode
         est = refine_stamp(est, floats, step=policy.refine_step if len(floats) < policy.sure_from else policy.refine_step_sure)
     for _ in range(0 if mode == "base-norefit" else shared.POLICY.refit_rounds):
         under = [shared._cleaned_under(est, p, o, engine, 512) for p, o in zip(floats, est.offsets, strict=True)]
-        est = refit_to_cleans(est, floats, under, see_through=core.UNBLEND_UP_TO)
+        est = refit_to_cleans(est, floats, under, see_through=ops.UNBLEND_UP_TO)
     return est
 
 
