@@ -65,26 +65,22 @@ def as_float(rgb: np.ndarray) -> np.ndarray:
 
 
 def network_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, out: np.ndarray | None,
-          lr_out: np.ndarray | None, mask_out: np.ndarray | None, no_stamp: bool = False,
-          matte_out: np.ndarray | None = None, inverted: np.ndarray | None = None, progress=None) -> None:
-    """One tiled pass of the network over rgb (H, W, 3).
+                 lr_out: np.ndarray | None, mask_out: np.ndarray | None, no_stamp: bool = False,
+                 matte_out: np.ndarray | None = None, progress=None) -> None:
+    """One tiled pass of the network over rgb (H, W, 3), its outputs written into the arrays given
+    (None: not wanted): out (sH, sW, 3), lr_out (H, W, 3), mask_out and matte_out (H, W).
 
     mask: a known matte/mask, or None (blind); no_stamp: tell the model there is none (guide given, all zero).
-    inverted: the matte of a stamp already inverted in rgb (unblend), for a model with a third guide
-    channel only, which learnt to clean what an estimate's errors leave of it (data.pairs.imperfectly_unblended).
     """
-    extra = [m[..., None] for m in (mask, inverted) if m is not None]
-    x = np.concatenate([as_float(rgb), *extra], axis=2) if extra else rgb
+    x = np.concatenate([as_float(rgb), mask[..., None]], axis=2) if mask is not None else rgb
 
     def fn(t: np.ndarray):
-        # The guide: the known matte and a "guide given" flag (and the inverted matte); zeros when nothing is known.
+        # The guide: the known matte and a "guide given" flag; zeros when nothing is known.
         guide = np.zeros((t.shape[0], engine.guide_channels, *t.shape[2:]), np.float32)
         if mask is not None:
             guide[:, 0] = t[:, 3]
         if mask is not None or no_stamp:
             guide[:, 1] = 1.0
-        if inverted is not None:
-            guide[:, 2] = t[:, -1]
         return engine(np.ascontiguousarray(t[:, :3]), guide)
 
     run_tiled(fn, x, (engine.scale, 1, 1, 1), (out, lr_out, mask_out, matte_out), engine.multiple, engine.border, tile,
@@ -92,7 +88,7 @@ def network_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile:
 
 
 def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, outs: list[np.ndarray | None],
-                   no_stamp: bool, inverted: np.ndarray | None = None, progress=None) -> None:
+                   no_stamp: bool, progress=None) -> None:
     """network_pass on the mirrored picture, each output averaged into `outs` (out, lr_out, mask_out): a
     second opinion whose errors partly cancel the first's (waifu2x's "TTA")."""
     mirrored = [None if o is None else np.empty_like(o) for o in outs]
@@ -100,7 +96,7 @@ def _mirrored_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, til
     def flip(m):
         return None if m is None else np.ascontiguousarray(m[:, ::-1])
 
-    network_pass(engine, flip(rgb), flip(mask), tile, *mirrored, no_stamp=no_stamp, inverted=flip(inverted), progress=progress)
+    network_pass(engine, flip(rgb), flip(mask), tile, *mirrored, no_stamp=no_stamp, progress=progress)
     for o, m in zip(outs, mirrored, strict=True):
         if o is None:
             continue
@@ -254,7 +250,6 @@ def restore(
             rgb = rgb + opaque * (harmonic_fill(rgb, opaque[..., 0] > 0) - rgb)
             if detect:  # a mask paints over what detection missed: add what the network finds by itself
                 mask = np.maximum(mask, (found_blind > 0.5).astype(np.float32))
-    inverted = None
     guide = mask  # what the network is told of the stamp (None: it looks for it)
     seen_small = None
     if stamp is None and mask is None and detect and max(h, w) > SEEN_FROM:
@@ -266,8 +261,6 @@ def restore(
 
         user_mask = mask
         rgb, mask = unblend(rgb, matte, color)
-        if engine.guide_channels > 2:  # a model that learnt to hear what was inverted (none is shipped)
-            inverted = np.where(mask > 0, 0, np.clip(matte, 0, 1)).astype(np.float32)
         if user_mask is not None:  # painted by hand over what the stamp missed: painted like its opaque part
             mask = np.maximum(mask, user_mask)
         # Under the opaque part nothing shows through: carry the surroundings' colours in (measured:
@@ -280,15 +273,15 @@ def restore(
         # glowing words 22.11 / 24.24 / 24.43, words 20.43 / 23.14 / 23.45, 8 real sets of 4 19.50 /
         # 21.26 / 21.32, of 8 19.37 / 21.86 / 21.96; with the true stamp (glowing words) 27.20 / 27.50;
         # glowing words of 8 24.80 both (docs/shared_stamp.md).
-        guide = mask if user_mask is not None or inverted is not None or not detect else None
+        guide = mask if user_mask is not None or not detect else None
     found = np.zeros((h, w), np.float32)
     first_scale = 1 if scale == 1 else 2
     first = np.empty((h * first_scale, w * first_scale, 3), dtype)
     no_stamp = not detect and guide is None
     outs = [None, first, found] if scale == 1 else [first, None, found]
-    network_pass(engine, rgb, guide, tile, *outs, no_stamp=no_stamp, inverted=inverted, progress=progress)
+    network_pass(engine, rgb, guide, tile, *outs, no_stamp=no_stamp, progress=progress)
     if mirror:
-        _mirrored_pass(engine, rgb, guide, tile, outs, no_stamp, inverted, progress=progress)
+        _mirrored_pass(engine, rgb, guide, tile, outs, no_stamp, progress=progress)
     if detect and guide is None and stamp is None and (found > 0.5).mean() > WHOLESALE:
         # No stamp covers that much of a picture: what was found is the picture itself (noise, a
         # texture); enlarge and denoise it as one without a stamp.

@@ -154,36 +154,3 @@ def test_crop_sampler_unstamped_previews_and_crops_on_the_stamp():
     assert share_on_stamp(0.0) < share_on_stamp(1.0)
 
 
-def test_unblended_crops_carry_an_imperfect_inversion_and_its_matte():
-    pics = [anime_picture(400, 300, seed=s) for s in range(3)]
-    sampler = CropSampler(pics, np.random.default_rng(4), pool_size=8, unstamped=0.0, stamp_crops=1.0,
-                          unblended=1.0, guide_channels=3)
-    b = sampler.batch(16, 48)
-    assert b["guide"].shape == (16, 3, 48, 48)
-    assert (b["matte_weight"] == 0).all() and (b["guide"][:, 1] == 1).all() and (b["mask_weight"] == 1).all()
-    inverted, stamped = b["guide"][:, 2] > 0, b["mask"][:, 0] > 0
-    assert inverted.any() and (inverted & stamped).sum() > 0.5 * inverted.sum()  # the matte inverted is the stamp's
-    # The inversion takes most of the stamps off, not all: the estimates it used were off (by a
-    # gain up to 1.6, a colour off by up to 0.4: on some pictures it is worse than none, as measured).
-    errors = np.array([[np.abs(v - pv.clean_lr).mean(axis=2)[pv.mask].mean() for v in (pv.stamped, pv.unblended[0])]
-                       for pv in sampler.pool])
-    before, after = errors.mean(axis=0)
-    assert 0.01 < after < 0.7 * before
-    # Without the option, every crop's matte is supervised and nothing is inverted.
-    plain = CropSampler(pics, np.random.default_rng(4), pool_size=4, unstamped=0.0, guide_channels=3).batch(8, 48)
-    assert (plain["matte_weight"] == 1).all() and plain["guide"][:, 2].max() == 0
-
-
-def test_unblended_crops_go_blind_to_a_two_channel_model():
-    """As core._cleaned_under hands a picture with the estimate inverted to the network: no guide,
-    the picture's stamp mostly taken off, neither the matte nor the mask supervised."""
-    pics = [anime_picture(400, 300, seed=s) for s in range(3)]
-    sampler = CropSampler(pics, np.random.default_rng(5), pool_size=8, unstamped=0.0, stamp_crops=1.0, unblended=1.0)
-    b = sampler.batch(16, 48)
-    assert b["guide"].shape == (16, 2, 48, 48) and b["guide"].max() == 0
-    assert (b["matte_weight"] == 0).all() and (b["mask_weight"] == 0).all()
-    assert (b["mask"].max(axis=(1, 2, 3)) > 0).all()  # the stamp's mask still weighs the picture's loss there
-    for pv in sampler.pool:  # the crops come from the inverted pictures, not the stamped ones
-        assert np.abs(pv.unblended[0] - pv.stamped)[pv.mask].mean() > 0.01
-    plain = CropSampler(pics, np.random.default_rng(5), pool_size=4, unstamped=0.0).batch(8, 48)
-    assert (plain["mask_weight"] == 1).all() and (plain["matte_weight"] == 1).all()

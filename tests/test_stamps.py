@@ -133,14 +133,17 @@ def test_training_refuses_to_start_without_a_japanese_font(monkeypatch, tmp_path
     assert "no Japanese (CJK) font" in capsys.readouterr().err
 
 
-def test_real_preview_stamps_are_one_big_see_through_word_near_the_middle():
+def test_real_preview_stamps_are_one_big_word_near_the_middle_some_nearly_opaque():
     from desample.stamps.synthesis import real_preview_stamp
 
-    for seed in range(12):
+    tops = []
+    for seed in range(24):
         stamp = real_preview_stamp(330, 233, np.random.default_rng(seed))
         cols = np.nonzero(stamp.mask.any(axis=0))[0]
         rows = np.nonzero(stamp.mask.any(axis=1))[0]
         assert stamp.kind == "real"
-        assert 0.45 * 0.9 <= stamp.alpha.max() <= 0.95 + 1e-6
+        tops.append(stamp.alpha.max())
+        assert 0.45 * 0.9 <= stamp.alpha.max() <= 1.0
         assert (cols[-1] - cols[0]) / 233 > 0.55  # across most of the width
         assert 0.2 * 330 < rows.mean() < 0.75 * 330  # about the middle
+    assert 2 <= sum(t > 0.95 for t in tops) <= 14 and sum(t < 0.9 for t in tops) >= 10  # most see-through, some solid

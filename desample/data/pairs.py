@@ -30,9 +30,6 @@ class Preview:
     color: np.ndarray  # (h, w, 3) float32: the stamp's colour at LR
     mask: np.ndarray  # (h, w) bool
     kind: str
-    # The stamp inverted with an estimate's typical errors (see imperfectly_unblended), for teaching
-    # the model what `--shared` gives it: (picture, matte of the opaque part left, matte inverted).
-    unblended: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def jpeg(arr: np.ndarray, quality: int) -> np.ndarray:
@@ -95,60 +92,6 @@ def make_preview(
     )
 
 
-EXACT_ESTIMATES = 0.2  # share of imperfect_estimate's estimates that are exact
-
-
-def imperfect_estimate(pv: Preview, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """(matte, colour) of pv's stamp as an estimate from a few pictures gets them. Errors drawn as
-    measured on 16 real sets of 4 and 8 (`desample bench --shared`, step 31,750): a clear stamp's
-    matte (99th percentile 0.6-0.94) comes out 0.8-0.99 times too faint, 0.03-0.07 off after that,
-    its colour 0.03-0.14 off; a faint one's (0.17-0.3) 0.23-2.05 times, its colour 0.15-0.42 off,
-    much of it missed (up to 0.64) or spilt over the picture's own edges. Some estimates are exact
-    and the rest off by a random share of that: a stamp file made from many pictures, or drawn by
-    hand, is not to be "corrected" (trained on errors alone, the model lost 0.6 dB with the true stamp)."""
-
-    if rng.random() < EXACT_ESTIMATES:
-        return pv.alpha, np.ascontiguousarray(pv.color, dtype=np.float32)
-    h, w = pv.alpha.shape
-    seen = pv.alpha > 0.02
-    top = float(np.quantile(pv.alpha[seen], 0.99)) if seen.any() else 0.0
-    faint = float(np.clip((0.6 - top) / 0.4, 0, 1))
-    off = float(rng.uniform(0.3, 1.0))  # how far off this estimate is, of the measured spread
-    a = pv.alpha * float(np.clip(np.exp(rng.normal(-0.07 * off, (0.06 + 0.5 * faint) * off)), 0.2, 2.5))
-    blur = float(rng.uniform(0, 1.2)) * off
-    if blur > 0.2:
-        kernel = np.exp(-0.5 * (np.arange(-3, 4) / blur) ** 2)
-        kernel /= kernel.sum()
-        for axis in (0, 1):
-            a = np.apply_along_axis(np.convolve, axis, np.pad(a, [(3, 3) if i == axis else (0, 0) for i in (0, 1)], mode="edge"),
-                                    kernel, mode="valid")
-    # Smooth noise near the stamp: 1/8-size noise enlarged.
-    small = rng.normal(0, 1, (max(h // 8, 2), max(w // 8, 2))).astype(np.float32)
-    field = np.asarray(Image.fromarray(small, mode="F").resize((w, h), Image.BICUBIC), np.float32)
-    a = a + off * float(rng.uniform(0.02, 0.08 + 0.05 * faint)) * field * dilate(seen, 3)
-    if rng.random() < (0.2 + 0.6 * faint) * off:  # the picture's own edges taken for the stamp's, near it
-        gray = pv.clean_lr.mean(axis=2)
-        edges = np.abs(np.diff(gray, axis=0, append=gray[-1:])) + np.abs(np.diff(gray, axis=1, append=gray[:, -1:]))
-        a = a + float(rng.uniform(0, 1.0)) * edges * dilate(seen, 8)
-    a = np.clip(a, 0, 0.95)
-    a[a < float(rng.uniform(0.03, 0.04 + 0.15 * faint))] = 0  # faint parts: lost under the estimate's floor
-    spread = (float(rng.uniform(0.02, 0.15)) + 0.3 * faint) * off
-    color = np.clip(pv.color + rng.normal(0, spread, 3).astype(np.float32), 0, 1)
-    return a.astype(np.float32), color.astype(np.float32)
-
-
-def imperfectly_unblended(pv: Preview, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """pv's stamped picture as `restore(stamp=...)` hands it to the network: inverted with an
-    imperfect estimate where see-through, the opaque rest filled from around it. Returns (picture,
-    matte left for the network to paint, matte inverted)."""
-    from ..ops import harmonic_fill, unblend  # noqa: I001
-
-    matte, color = imperfect_estimate(pv, rng)
-    rgb, left = unblend(pv.stamped, matte, color)
-    rgb = harmonic_fill(rgb, left > 0)
-    return rgb, left, np.where(left > 0, 0, matte).astype(np.float32)
-
-
 def flatten_alpha(im: Image.Image, rng: np.random.Generator | None = None) -> Image.Image:
     """RGB picture; transparent parts go onto a plain light background (their RGB is often junk)."""
     if im.mode in ("RGBA", "LA", "PA") or (im.mode == "P" and "transparency" in im.info):
@@ -204,7 +147,7 @@ class CropSampler:
 
     def __init__(self, pictures: Sequence[Image.Image] | Iterator[Image.Image], rng: np.random.Generator, scale: int = 2,
                  pool_size: int = 48, guide_prob: float = 0.3, dihedral: bool = False, channel_shuffle: float = 0.0,
-                 stamp_crops: float = 0.5, unstamped: float = 0.3, unblended: float = 0.0, guide_channels: int = 2,
+                 stamp_crops: float = 0.5, unstamped: float = 0.3, guide_channels: int = 2,
                  light_spots: float = 0.0, preview_stamps: float = 0.0, own_graphics: float = 0.0, real_stamps: float = 0.0,
                  large_previews: float = 0.0, noise_pictures: float = 0.0):
         """pictures: a list to draw from at random, or an endless iterator (a `PictureSource`).
@@ -214,12 +157,7 @@ class CropSampler:
         stamp_crops: share of crops placed on the stamp (the rest anywhere); unstamped: share of
         previews with no stamp at all. Both set the prior the detector learns: a small stamp lies
         in few random crops, and whole pictures are mostly unstamped.
-        unblended: share of crops of stamped previews with the stamp inverted by an imperfect
-        estimate, the opaque rest filled from around (imperfectly_unblended), the model to clean
-        what the estimate's errors leave. With 3 guide channels, as `--shared` gives them (the
-        painted and the inverted matte in the guide); with 2, blind, as shared._cleaned_under gives
-        them to the network while the estimate is refitted (the matte and the mask unsupervised:
-        what is left of the stamp is no longer a blend of it, and there may be nothing left).
+        guide_channels: the network's guide channels (a known matte or mask, and a "guide given" flag).
         light_spots: share of pictures with bokeh and glows painted in as content (add_light_spots).
         preview_stamps: share of stamped previews under a see-through glowing word
         (synthesis.preview_stamp, the case `desample bench --shared-stamps preview` measures) instead
@@ -227,7 +165,7 @@ class CropSampler:
         own_graphics: share of pictures with their own frames, text boxes, plates, numbers, titles,
         balloons or credits drawn into the truth (graphics.add_own_graphics): text alone is no stamp.
         real_stamps: share of stamped previews under a real preview's stamp (synthesis.real_preview_stamp:
-        one bold condensed word, mostly white or light grey, 45-95% opaque, near the middle).
+        one bold condensed word, mostly white or light grey, 45-100% opaque, near the middle).
         large_previews: share of previews with a long side of 420-750 px instead of 200-420 (real
         previews go up to about 750x1050): the same stamp's letters in more pixels.
         noise_pictures: share of previews that are no picture at all (noise, stripes), unstamped: the
@@ -236,7 +174,7 @@ class CropSampler:
         self.pictures, self.rng, self.scale, self.guide_prob = pictures, rng, scale, guide_prob
         self.dihedral, self.stamp_crops, self.unstamped = dihedral, stamp_crops, unstamped
         self.channel_shuffle, self.light_spots, self.preview_stamps = channel_shuffle, light_spots, preview_stamps
-        self.unblended, self.guide_channels = unblended, guide_channels
+        self.guide_channels = guide_channels
         self.own_graphics, self.real_stamps, self.large_previews = own_graphics, real_stamps, large_previews
         self.noise_pictures = noise_pictures
         self.pool = [self._new_preview() for _ in range(pool_size)]
@@ -280,20 +218,16 @@ class CropSampler:
             stamp = preview_stamp(h, w, self.rng)
         elif self._drawn(self.real_stamps):
             stamp = real_preview_stamp(h, w, self.rng)
-        pv = make_preview(hr, self.rng, self.scale, stamp=stamp)
-        if self.unblended > 0:
-            pv.unblended = imperfectly_unblended(pv, self.rng)
-        return pv
+        return make_preview(hr, self.rng, self.scale, stamp=stamp)
 
     def refresh(self, n: int) -> None:
         for _ in range(n):
             self.pool[int(self.rng.integers(len(self.pool)))] = self._new_preview()
 
     def batch(self, batch_size: int, patch: int) -> dict[str, np.ndarray]:
-        """NCHW float32 arrays: x, lr, color (B,3,p,p), guide (B,G,p,p), hr (B,3,sp,sp), alpha, mask (B,1,p,p),
-        matte_weight, mask_weight (B,1,1,1): 0 where the matte and colour, or the mask, are not to be supervised."""
+        """NCHW float32 arrays: x, lr, color (B,3,p,p), guide (B,G,p,p), hr (B,3,sp,sp), alpha, mask (B,1,p,p)."""
         s = self.scale
-        out = {k: [] for k in ("x", "guide", "lr", "hr", "alpha", "color", "mask", "matte_weight", "mask_weight")}
+        out = {k: [] for k in ("x", "guide", "lr", "hr", "alpha", "color", "mask")}
         for _ in range(batch_size):
             pv = self.pool[int(self.rng.integers(len(self.pool)))]
             h, w = pv.mask.shape
@@ -309,21 +243,12 @@ class CropSampler:
             alpha = pv.alpha[sl]
             mask = pv.mask[sl]
             guide = np.zeros((self.guide_channels, p, p), np.float32)
-            given = pv.stamped[sl]
-            matte_weight = mask_weight = 1.0
-            if pv.unblended is not None and self.rng.random() < self.unblended:
-                given, painted, inverted = (v[sl] for v in pv.unblended)
-                matte_weight = 0.0  # what is left of the stamp is no longer blended by alpha
-                if self.guide_channels >= 3:
-                    guide[0], guide[1], guide[2] = painted, 1.0, inverted
-                else:
-                    mask_weight = 0.0  # blind, and where the estimate was right nothing is left to find
-            elif self.rng.random() < self.guide_prob:
+            if self.rng.random() < self.guide_prob:
                 # Users give a binary mask (often a bit too big); the estimator gives a matte.
                 guide[0] = alpha if self.rng.random() < 0.5 else dilate(mask.astype(bool), int(self.rng.integers(0, 3))).astype(np.float32)
                 guide[1] = 1.0
             crop = {
-                "x": given.transpose(2, 0, 1),
+                "x": pv.stamped[sl].transpose(2, 0, 1),
                 "guide": guide,
                 "lr": pv.clean_lr[sl].transpose(2, 0, 1),
                 "hr": pv.hr[y * s : (y + p) * s, x * s : (x + p) * s].transpose(2, 0, 1),
@@ -333,8 +258,6 @@ class CropSampler:
             }
             if p < patch:  # a preview smaller than the patch: pad by reflection
                 crop = {k: _pad_to(v, patch * (s if k == "hr" else 1)) for k, v in crop.items()}
-            crop["matte_weight"] = np.full((1, 1, 1), matte_weight, np.float32)
-            crop["mask_weight"] = np.full((1, 1, 1), mask_weight, np.float32)
             for k, v in crop.items():
                 out[k].append(v)
         return {k: np.ascontiguousarray(np.stack(v)) for k, v in out.items()}

@@ -28,6 +28,7 @@ SYNTHESIS_VERSION = 2
 VERTICAL_SHARE = 0.08  # of big words; the model trained without them gained 1.0 dB less over bicubic inside them
 
 KINDS = ("word", "word_jp", "logo", "signature", "url", "tiled")
+NEARLY_OPAQUE_SHARE = 0.25  # of real preview stamps (real_style)
 
 LATIN_WORDS = [
     "SAMPLE", "SAMPLE", "SAMPLE", "Sample", "PREVIEW", "DRAFT", "PROOF", "DEMO", "COPY", "NOT FOR SALE",
@@ -492,7 +493,10 @@ def real_shape(h: int, w: int, rng: np.random.Generator, place: tuple[float, flo
 
 def real_style(shape: np.ndarray, rng: np.random.Generator, opacity: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(alpha, colour) of a real preview's stamp: white (half), light grey or a colour, 45-95%
-    opaque, plain (most) or with a shadow, a glow or an outline."""
+    opaque (a quarter of them 88-100%), plain (most) or with a shadow, a glow or an outline.
+
+    Nearly opaque ones because real sets carry them (5 of the optcg_set1 cards: a solid white
+    SAMPLE), and a model that saw stamps only up to 95% took those for the picture's own titles."""
     h, w = shape.shape
     unit = max(1.0, min(h, w) / 300.0)
     r = rng.random()
@@ -519,7 +523,9 @@ def real_style(shape: np.ndarray, rng: np.random.Generator, opacity: float | Non
     color = np.zeros((h, w, 3), np.float32)
     for la, lc in layers:
         alpha, color = over(la.astype(np.float32), np.broadcast_to(lc, (h, w, 3)).astype(np.float32), alpha, color)
-    a = float(rng.uniform(0.45, 0.95)) if opacity is None else opacity
+    if opacity is None:
+        opacity = float(rng.uniform(0.88, 1.0)) if rng.random() < NEARLY_OPAQUE_SHARE else float(rng.uniform(0.45, 0.95))
+    a = opacity
     return np.clip(alpha * a, 0, 1).astype(np.float32), np.clip(color, 0, 1).astype(np.float32)
 
 

@@ -17,6 +17,10 @@ def _default_data() -> list[str]:
     return [p for p in os.environ.get("DESAMPLE_DATA", "").split(os.pathsep) if p]
 
 
+# Options tried and removed (their measurements: docs/model_history.md), with the value that meant "off".
+RETIRED = {"pixel_loss": "l1", "edge_loss": 0.0, "unblended": 0.0}
+
+
 @dataclass
 class TrainConfig:
     data: list[str] = field(default_factory=_default_data)  # picture folders (recursive, Danbooru layout ok)
@@ -47,22 +51,9 @@ class TrainConfig:
     swa_every: int = 50
     stamp_weight: float = 4.0  # extra L1 weight inside the stamp
     lr_loss: float = 0.5  # weight of the LR-output L1
-    # On the pictures: "l1", or "l2" (root of the weighted MSE; loop.pixel_loss). L1: from trained
-    # weights, l2 lost on validation and more inside the stamp (docs/model_history.md).
-    pixel_loss: str = "l1"
-    # Weight of an L1 on the 2x output's neighbour differences against the truth's (weighted as the
-    # picture's L1), for line art, where desample's strokes are softer than waifu2x's. Off: tried at
-    # 0.5, it sharpened the stamp's edges rather than the picture's (docs/model_history.md).
-    edge_loss: float = 0.0
     mask_loss: float = 0.3  # weight of the mask BCE + dice (3x the first 0.1: fewer false marks on clean pictures)
     matte_loss: float = 0.5  # weight of the matte L1 (+ half as much colour L1 where the stamp is)
     guide_prob: float = 0.3  # how often the true matte/mask is given as guide
-    # Share of stamped crops inverted by an imperfect estimate (data.pairs.imperfectly_unblended).
-    # With a third guide channel (net guide_channels 3) told the inverted matte, as `--shared` gives
-    # them; with 2 channels, given blind, as the estimate's refit asks the network what is under the
-    # stamp (shared._cleaned_under). Neither improved `--shared` enough to ship (docs/shared_stamp.md,
-    # research/measure_inverted_matte_channel.py): 0 by default.
-    unblended: float = 0.0
     # Pictures in all 8 flips/quarter turns, not only mirrored: more variety for the enlargement,
     # which sees the same few hundred pictures for hundreds of thousands of crops.
     dihedral: bool = False
@@ -117,10 +108,6 @@ class TrainConfig:
     # it (e.g. {"sr_blocks": 2}: model.weights.grow)
     net: dict = field(default_factory=dict)
 
-    def __post_init__(self):
-        if self.pixel_loss not in ("l1", "l2"):
-            raise ValueError(f"pixel_loss must be 'l1' or 'l2', not {self.pixel_loss!r}")
-
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> TrainConfig:
         path = Path(path)
@@ -134,6 +121,10 @@ class TrainConfig:
 
     def updated(self, changes: dict) -> TrainConfig:
         names = {f.name for f in fields(self)}
+        changes = dict(changes)
+        for name, off in RETIRED.items():  # old run configs name them, switched off: nothing to do
+            if name in changes and changes.pop(name) != off:
+                raise ValueError(f"training option {name} was removed: it did not help (docs/model_history.md)")
         unknown = set(changes) - names
         if unknown:
             raise ValueError(f"unknown training option(s): {', '.join(sorted(unknown))}")

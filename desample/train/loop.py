@@ -41,47 +41,24 @@ from .precision import autocast, use_bf16
 from .trainer import Trainer
 
 
-def pixel_loss(error: torch.Tensor, weight: torch.Tensor, kind: str) -> torch.Tensor:
-    """Weighted "l1" (mean absolute error) or "l2": the root of the weighted mean squared error, whose
-    gradient points as the MSE's (what PSNR measures: where the picture under an opaque stamp is
-    uncertain, the mean of the possibilities, not their median) at the size of an L1 loss, so the
-    weights of the other losses keep their meaning."""
-    if kind == "l2":
-        return ((weight * error.square()).mean() + 1e-12).sqrt()
-    return (weight * error.abs()).mean()
-
-
 def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) -> dict[str, torch.Tensor]:
     mask = batch["mask"]  # (B, 1, p, p) in {0, 1}
     # Grow the mask a little: JPEG and the glow's tail spill past the binary mask.
     near = F.max_pool2d(mask, 5, stride=1, padding=2)
     w_lr = 1.0 + cfg.stamp_weight * near
     w_hr = F.interpolate(w_lr, scale_factor=scale, mode="nearest")
-    l_hr = pixel_loss(out.sr - batch["hr"], w_hr, cfg.pixel_loss)
-    l_lr = pixel_loss(out.lr - batch["lr"], w_lr, cfg.pixel_loss)
-    seen = batch["mask_weight"]  # 0 for crops given blind after an imperfect inversion (CropSampler.unblended)
-    p = torch.sigmoid(out.mask_logits) * seen
-    bce = F.binary_cross_entropy_with_logits(out.mask_logits, mask, weight=seen.expand_as(mask))
-    dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + (mask * seen).sum() + 1)
+    l_hr = (w_hr * (out.sr - batch["hr"]).abs()).mean()
+    l_lr = (w_lr * (out.lr - batch["lr"]).abs()).mean()
+    p = torch.sigmoid(out.mask_logits)
+    bce = F.binary_cross_entropy_with_logits(out.mask_logits, mask)
+    dice = 1 - (2 * (p * mask).sum() + 1) / (p.sum() + mask.sum() + 1)
     # The matte and colour drive the exact inverse blend: supervise them directly.
-    supervised = batch["matte_weight"]  # 0 for crops whose stamp was already inverted (CropSampler.unblended)
-    l_matte = (supervised * w_lr * (out.matte - batch["alpha"]).abs()).mean()
-    a = batch["alpha"] * supervised
+    l_matte = (w_lr * (out.matte - batch["alpha"]).abs()).mean()
+    a = batch["alpha"]
     l_color = (a * (out.color - batch["color"]).abs()).sum() / (3 * a.sum() + 1e-6)
     total = l_hr + cfg.lr_loss * l_lr + cfg.mask_loss * (bce + dice) + cfg.matte_loss * (l_matte + 0.5 * l_color)
     parts = {"l1_hr": l_hr, "l1_lr": l_lr, "bce": bce, "dice": dice, "matte": l_matte, "color": l_color}
-    if cfg.edge_loss > 0:
-        parts["edge"] = edge_loss(out.sr - batch["hr"], w_hr)
-        total = total + cfg.edge_loss * parts["edge"]
     return {"loss": total, **parts}
-
-
-def edge_loss(error: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-    """Weighted L1 of the error's differences between neighbours (the output's steps against the
-    truth's): a blurred or shifted stroke costs here even where its mean is right."""
-    dx = (error[..., :, 1:] - error[..., :, :-1]).abs() * weight[..., :, 1:]
-    dy = (error[..., 1:, :] - error[..., :-1, :]).abs() * weight[..., 1:, :]
-    return dx.mean() + dy.mean()
 
 
 def scheduled_lr(cfg: TrainConfig, step: int) -> float:
@@ -212,7 +189,7 @@ def _pictures(cfg: TrainConfig, d: Dist) -> tuple[PictureSource, list[Image.Imag
 def crop_sampler(cfg: TrainConfig, source, rng: np.random.Generator, net: NetConfig) -> CropSampler:
     """Training crops as the config asks, for one process, a torchrun rank or a swarm peer alike."""
     return CropSampler(source, rng, scale=net.scale, pool_size=cfg.pool, guide_prob=cfg.guide_prob, dihedral=cfg.dihedral,
-                       channel_shuffle=cfg.channel_shuffle, stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped, unblended=cfg.unblended,
+                       channel_shuffle=cfg.channel_shuffle, stamp_crops=cfg.stamp_crops, unstamped=cfg.unstamped,
                        guide_channels=net.guide_channels, light_spots=cfg.light_spots,
                        preview_stamps=cfg.preview_stamps, own_graphics=cfg.own_graphics, real_stamps=cfg.real_stamps,
                        large_previews=cfg.large_previews, noise_pictures=cfg.noise_pictures)
