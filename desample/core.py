@@ -204,76 +204,121 @@ def restore(
     progress: called as progress(tiles done, tiles in this pass) after each tile of every pass
     (a picture takes 1 to 4 passes: a blind one before a mask, the mirrored one, 4x's second).
     """
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {SCALES}, not {scale}")
-    if rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) picture, got shape {rgb.shape}")
-    if rgb.dtype != np.uint8:
-        rgb = rgb.astype(np.float32, copy=False)
-    if np.dtype(dtype) not in (np.float32, np.uint8):
-        raise ValueError(f"dtype must be float32 or uint8, not {dtype}")
-    if not 0.0 <= denoise <= 1.0:
-        raise ValueError(f"denoise must be between 0 and 1, not {denoise}")
+    rgb = _checked(rgb, scale, dtype, denoise)
     engine = as_engine(engine)
     if engine.scale != 2:
         raise ValueError("restore() expects a 2x model")
     h, w = rgb.shape[:2]
+    # Plan: what the network is told of the stamp (guide; None: it looks for it), on which picture.
     if mask is not None:
         if mask.shape != (h, w):
             raise ValueError(f"mask is {mask.shape[1]}x{mask.shape[0]} but the picture is {w}x{h}")
         mask = np.clip(mask, 0, 1).astype(np.float32)
         if stamp is None:
-
-            # One blind pass (not needed to repaint all of the mask with detection off): where the
-            # network sees the stamp by itself, its matte, and the picture without it.
-            found_blind = matte = own_removal = None
-            if detect or not inpaint:
-                found_blind, matte = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
-                own_removal = np.empty((h, w, 3), np.float32)
-                network_pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte, progress=progress)
-            inside = mask > 0.5
-            rgb = as_float(rgb)
-            if not inpaint:
-                # Inside the mask start from the network's own removal: what shows through a
-                # see-through stamp is kept, where a fill from the surroundings would lose it.
-                np.copyto(own_removal, rgb, where=~inside[..., None])  # in our own array: no third copy
-                rgb = own_removal
-            del own_removal
-            # Where nothing shows through (the network's matte), the mask's pixels are repainted from
-            # their surroundings; then the network, guided by the mask, refines: as a guide alone
-            # the mask changes little.
-            if inpaint:
-                opaque = np.ones((h, w), np.float32)
-            else:
-                opaque = np.clip((matte - FILL_FROM_MATTE) / (FILL_FULL_MATTE - FILL_FROM_MATTE), 0, 1)
-            opaque = np.where(inside, opaque, 0)[..., None]
-            rgb = rgb + opaque * (harmonic_fill(rgb, opaque[..., 0] > 0) - rgb)
-            if detect:  # a mask paints over what detection missed: add what the network finds by itself
-                mask = np.maximum(mask, (found_blind > 0.5).astype(np.float32))
-    guide = mask  # what the network is told of the stamp (None: it looks for it)
+            rgb, mask = _prepared_by_mask(rgb, mask, engine, tile, detect, inpaint, progress)
+    guide = mask
     seen_small = None
     if stamp is None and mask is None and detect and max(h, w) > SEEN_FROM:
         stamp, seen_small = _stamp_seen_smaller(rgb, engine, tile)
     if stamp is not None:
-        matte, color = stamp
-        if matte.shape != (h, w) or color.shape != (h, w, 3):
-            raise ValueError(f"the stamp is {matte.shape[1]}x{matte.shape[0]} but the picture is {w}x{h}")
+        rgb, mask, guide = _prepared_by_stamp(rgb, stamp, mask, detect)
+    # Passes: the 2x (or 1x) one, then 4x's second.
+    first, found = _first_pass(rgb, engine, guide, scale, dtype, tile, detect, stamp is None, mirror, progress)
+    if not detect:  # nothing was looked for: the stamp is what was given, if anything
+        found = mask.copy() if mask is not None else np.zeros((h, w), np.float32)
+    elif mask is not None:
+        found = np.maximum(found, mask)  # where the stamp was treated: the given mask too
+    if seen_small is not None:
+        found = np.maximum(found, seen_small)
+    result = _second_pass(first, engine, dtype, tile, mirror, progress) if scale == 4 else first
+    del first  # at 4x the 2x picture is done with: big pictures need the memory
+    if denoise < 1:  # last, so that a 4x second pass does not clean the kept grain away again
+        result = _keep_noise(result, rgb, found, 1 - denoise)
+    big_alpha = None
+    if alpha is not None:
+        big_alpha = alpha if scale == 1 else _enlarge_alpha(alpha, (result.shape[1], result.shape[0]))
+    return RestoreResult(rgb=result, alpha=big_alpha, mask=found)
 
-        user_mask = mask
-        rgb, mask = unblend(rgb, matte, color)
-        if user_mask is not None:  # painted by hand over what the stamp missed: painted like its opaque part
-            mask = np.maximum(mask, user_mask)
-        # Under the opaque part nothing shows through: carry the surroundings' colours in (measured:
-        # +7 dB inside an opaque SAMPLE over leaving it to the network alone), then the network refines.
-        rgb = harmonic_fill(rgb, mask > 0)
-        # Then the network looks for the stamp itself rather than being told it is exactly the
-        # opaque part: it paints that part (the fill leaves a smooth blob it sees) and also takes
-        # away what an estimate's errors leave of the rest. Measured at 2x inside the stamp
-        # (`desample bench --shared 4 --limit 16`, blind removal / told / looking): see-through
-        # glowing words 22.11 / 24.24 / 24.43, words 20.43 / 23.14 / 23.45, 8 real sets of 4 19.50 /
-        # 21.26 / 21.32, of 8 19.37 / 21.86 / 21.96; with the true stamp (glowing words) 27.20 / 27.50;
-        # glowing words of 8 24.80 both (docs/shared_stamp.md).
-        guide = mask if user_mask is not None or not detect else None
+
+def _checked(rgb: np.ndarray, scale: int, dtype, denoise: float) -> np.ndarray:
+    """rgb as restore works on it (uint8 kept, any float as float32), after checking the request."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, not {scale}")
+    if rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ValueError(f"expected an (H, W, 3) picture, got shape {rgb.shape}")
+    if np.dtype(dtype) not in (np.float32, np.uint8):
+        raise ValueError(f"dtype must be float32 or uint8, not {dtype}")
+    if not 0.0 <= denoise <= 1.0:
+        raise ValueError(f"denoise must be between 0 and 1, not {denoise}")
+    return rgb if rgb.dtype == np.uint8 else rgb.astype(np.float32, copy=False)
+
+
+def _prepared_by_mask(rgb: np.ndarray, mask: np.ndarray, engine, tile: int, detect: bool, inpaint: bool,
+                      progress) -> tuple[np.ndarray, np.ndarray]:
+    """(picture, mask) with a user's mask: its pixels start from the network's own blind removal
+    (what shows through a see-through stamp is kept), those the network sees opaque are repainted
+    from their surroundings; with detect, what the network finds by itself joins the mask."""
+    h, w = rgb.shape[:2]
+    # One blind pass (not needed to repaint all of the mask with detection off): where the
+    # network sees the stamp by itself, its matte, and the picture without it.
+    found_blind = matte = own_removal = None
+    if detect or not inpaint:
+        found_blind, matte = np.zeros((h, w), np.float32), np.zeros((h, w), np.float32)
+        own_removal = np.empty((h, w, 3), np.float32)
+        network_pass(engine, rgb, None, tile, None, own_removal, found_blind, matte_out=matte, progress=progress)
+    inside = mask > 0.5
+    rgb = as_float(rgb)
+    if not inpaint:
+        # Inside the mask start from the network's own removal: what shows through a
+        # see-through stamp is kept, where a fill from the surroundings would lose it.
+        np.copyto(own_removal, rgb, where=~inside[..., None])  # in our own array: no third copy
+        rgb = own_removal
+    del own_removal
+    # Where nothing shows through (the network's matte), the mask's pixels are repainted from
+    # their surroundings; then the network, guided by the mask, refines: as a guide alone
+    # the mask changes little.
+    if inpaint:
+        opaque = np.ones((h, w), np.float32)
+    else:
+        opaque = np.clip((matte - FILL_FROM_MATTE) / (FILL_FULL_MATTE - FILL_FROM_MATTE), 0, 1)
+    opaque = np.where(inside, opaque, 0)[..., None]
+    rgb = rgb + opaque * (harmonic_fill(rgb, opaque[..., 0] > 0) - rgb)
+    if detect:  # a mask paints over what detection missed: add what the network finds by itself
+        mask = np.maximum(mask, (found_blind > 0.5).astype(np.float32))
+    return rgb, mask
+
+
+def _prepared_by_stamp(rgb: np.ndarray, stamp: tuple[np.ndarray, np.ndarray], mask: np.ndarray | None,
+                       detect: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(picture, mask of what is left to paint, guide) with a known stamp: inverted exactly where
+    see-through, its opaque part (and a user's mask) filled from around it."""
+    h, w = rgb.shape[:2]
+    matte, color = stamp
+    if matte.shape != (h, w) or color.shape != (h, w, 3):
+        raise ValueError(f"the stamp is {matte.shape[1]}x{matte.shape[0]} but the picture is {w}x{h}")
+    user_mask = mask
+    rgb, mask = unblend(rgb, matte, color)
+    if user_mask is not None:  # painted by hand over what the stamp missed: painted like its opaque part
+        mask = np.maximum(mask, user_mask)
+    # Under the opaque part nothing shows through: carry the surroundings' colours in (measured:
+    # +7 dB inside an opaque SAMPLE over leaving it to the network alone), then the network refines.
+    rgb = harmonic_fill(rgb, mask > 0)
+    # Then the network looks for the stamp itself rather than being told it is exactly the
+    # opaque part: it paints that part (the fill leaves a smooth blob it sees) and also takes
+    # away what an estimate's errors leave of the rest. Measured at 2x inside the stamp
+    # (`desample bench --shared 4 --limit 16`, blind removal / told / looking): see-through
+    # glowing words 22.11 / 24.24 / 24.43, words 20.43 / 23.14 / 23.45, 8 real sets of 4 19.50 /
+    # 21.26 / 21.32, of 8 19.37 / 21.86 / 21.96; with the true stamp (glowing words) 27.20 / 27.50;
+    # glowing words of 8 24.80 both (docs/shared_stamp.md).
+    guide = mask if user_mask is not None or not detect else None
+    return rgb, mask, guide
+
+
+def _first_pass(rgb: np.ndarray, engine, guide: np.ndarray | None, scale: int, dtype, tile: int, detect: bool,
+                blind: bool, mirror: bool, progress) -> tuple[np.ndarray, np.ndarray]:
+    """(the picture at 1x or 2x, where the network found the stamp) from one pass (and its mirror).
+    blind: no stamp was given; then a detection over WHOLESALE of the picture is not believed."""
+    h, w = rgb.shape[:2]
     found = np.zeros((h, w), np.float32)
     first_scale = 1 if scale == 1 else 2
     first = np.empty((h * first_scale, w * first_scale, 3), dtype)
@@ -282,33 +327,24 @@ def restore(
     network_pass(engine, rgb, guide, tile, *outs, no_stamp=no_stamp, progress=progress)
     if mirror:
         _mirrored_pass(engine, rgb, guide, tile, outs, no_stamp, progress=progress)
-    if detect and guide is None and stamp is None and (found > 0.5).mean() > WHOLESALE:
+    if detect and guide is None and blind and (found > 0.5).mean() > WHOLESALE:
         # No stamp covers that much of a picture: what was found is the picture itself (noise, a
         # texture); enlarge and denoise it as one without a stamp.
         found[:] = 0
         network_pass(engine, rgb, None, tile, *outs[:2], None, no_stamp=True, progress=progress)
         if mirror:
             _mirrored_pass(engine, rgb, None, tile, [*outs[:2], None], True, progress=progress)
-    if not detect:  # nothing was looked for: the stamp is what was given, if anything
-        found = mask.copy() if mask is not None else np.zeros((h, w), np.float32)
-    elif mask is not None:
-        found = np.maximum(found, mask)  # where the stamp was treated: the given mask too
-    if seen_small is not None:
-        found = np.maximum(found, seen_small)
-    result = first
-    if scale == 4:
-        # 4x = 2x twice; the second pass is told "there is no stamp" (guide given, all zero).
-        result = np.empty((h * 4, w * 4, 3), dtype)
-        network_pass(engine, first, None, tile, result, None, None, no_stamp=True, progress=progress)
-        if mirror:
-            _mirrored_pass(engine, first, None, tile, [result, None, None], True, progress=progress)
-        del first
-    if denoise < 1:  # last, so that a 4x second pass does not clean the kept grain away again
-        result = _keep_noise(result, rgb, found, 1 - denoise)
-    big_alpha = None
-    if alpha is not None:
-        big_alpha = alpha if scale == 1 else _enlarge_alpha(alpha, (result.shape[1], result.shape[0]))
-    return RestoreResult(rgb=result, alpha=big_alpha, mask=found)
+    return first, found
+
+
+def _second_pass(first: np.ndarray, engine, dtype, tile: int, mirror: bool, progress) -> np.ndarray:
+    """4x = 2x twice; the second pass is told "there is no stamp" (guide given, all zero)."""
+    h, w = first.shape[0] // 2, first.shape[1] // 2
+    result = np.empty((h * 4, w * 4, 3), dtype)
+    network_pass(engine, first, None, tile, result, None, None, no_stamp=True, progress=progress)
+    if mirror:
+        _mirrored_pass(engine, first, None, tile, [result, None, None], True, progress=progress)
+    return result
 
 
 def _stamp_seen_smaller(rgb: np.ndarray, engine, tile: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
