@@ -237,7 +237,7 @@ def cmd_estimate(args) -> int:
         from .engine.runtime import load_engine
         from .shared import estimate_shared
 
-        est = estimate_shared(pictures, load_engine(args.model, threads=args.threads), smooth=args.smooth)
+        est = estimate_shared(pictures, load_engine(args.model, args.engine, args.threads), smooth=args.smooth)
     save_stamp(args.output, est)
     print(f"wrote {args.output}: stamp {est.matte.shape[1]}x{est.matte.shape[0]}, matte max {est.matte.max():.2f}"
           + _misfit_words(est))
@@ -403,8 +403,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="desample", description="Remove SAMPLE watermarks from anime pictures and enlarge them 2x/4x.")
     sub = parser.add_subparsers(dest="command", required=True)
     fmt = argparse.ArgumentDefaultsHelpFormatter
+    # Which network runs, on what: the same options for every command that cleans pictures.
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument("--model", default=None, help="model file: .onnx (ONNX Runtime) or .safetensors (PyTorch); "
+                        "default: the shipped model")
+    engine.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"),
+                        help="auto: ONNX Runtime when installed (the plain install), else PyTorch")
+    engine.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = all cores")
 
-    p = sub.add_parser("clean", help="remove the stamp and enlarge pictures", formatter_class=fmt)
+    p = sub.add_parser("clean", help="remove the stamp and enlarge pictures", formatter_class=fmt, parents=[engine])
     p.add_argument("inputs", nargs="+", help="picture files, folders (recursive) or globs")
     p.add_argument("-o", "--output", required=True, help="output file (one input) or folder (one PNG per input, same stem)")
     p.add_argument("--scale", type=int, default=2, choices=(1, 2, 4), help="enlargement; 1 = removal only")
@@ -421,11 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "1 for JPEG and WebP files, 0 for lossless ones (PNG, BMP, TIFF, GIF)")
     p.add_argument("--tta", action="store_true", help="also run on the mirrored picture and average: twice the time, "
                    "about +0.1 dB")
-    p.add_argument("--model", default=None, help="model file: .onnx (ONNX Runtime) or .safetensors (PyTorch); default: the shipped model")
-    p.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"),
-                   help="auto: ONNX Runtime when installed (the plain install), else PyTorch")
     p.add_argument("--tile", type=int, default=TILE, help="tile size in input pixels (memory is bounded by it)")
-    p.add_argument("--threads", type=int, default=0, help="CPU threads; 0 = all cores")
     p.add_argument("--save-mask", action="store_true",
                    help="also write NAME.mask.png beside each output: where the stamp was found and removed (white), at "
                         "the input's size; edit it and give it back with --mask")
@@ -437,15 +440,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     p.set_defaults(func=cmd_clean)
 
-    es = sub.add_parser("estimate", help="estimate the stamp several pictures share (RGBA file: colour + matte)", formatter_class=fmt)
+    es = sub.add_parser("estimate", help="estimate the stamp several pictures share (RGBA file: colour + matte)",
+                        formatter_class=fmt, parents=[engine])
     es.add_argument("inputs", nargs="+", help="2 or more pictures (files, folders, globs) carrying the same stamp")
     es.add_argument("-o", "--output", required=True, help="the stamp as an RGBA PNG")
     es.add_argument("--smooth", type=int, default=3, help="radius of the edge-aware smoothing of the matte (0 = none)")
     es.add_argument("--unconfirmed", action="store_true",
                     help="the set's estimate alone: without the network's own matte of each picture mixed in, "
                          "and without trimming the matte to where the network finds a stamp")
-    es.add_argument("--model", help="the network consulted (default: the shipped model)")
-    es.add_argument("--threads", type=int, default=0, help="CPU threads (0 = all)")
     es.set_defaults(func=cmd_estimate)
 
     t = sub.add_parser("train", help="train the model on synthetic stamps over picture folders", formatter_class=fmt)
@@ -484,7 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
     av.add_argument("--val-fraction", type=float, default=0.1, help="as training's (default 0.1)")
     av.add_argument("--val-max", type=int, default=64, help="validation pictures at most, as training's (default 64)")
     av.set_defaults(func=cmd_average)
-    b = sub.add_parser("bench", help="compare with bicubic, waifu2x, Real-CUGAN, Real-ESRGAN on stamped previews", formatter_class=fmt)
+    b = sub.add_parser("bench", help="compare with bicubic, waifu2x, Real-CUGAN, Real-ESRGAN on stamped previews",
+                       formatter_class=fmt, parents=[engine])
     b.add_argument("--images", help="picture folder (its validation split); default: procedural pictures")
     b.add_argument("--all", action="store_true", help="use every picture of --images, not only the validation split")
     b.add_argument("--crops", action="store_true", help="draw crops.png for --images too (it shows those pictures)")
@@ -494,9 +497,6 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--kinds-per-picture", type=int, default=2, help="stamp kinds per picture (cycling over all kinds)")
     b.add_argument("--scale", type=int, default=2, choices=(2, 4), help="enlargement compared (4x: each peer's own 4x, "
                    "waifu2x's 2x twice; a folder's pictures are the 4x truth, so its previews are a quarter of their size)")
-    b.add_argument("--model", default=None, help="model file (.onnx or .safetensors); default: the shipped model")
-    b.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"), help="engine for desample's methods")
-    b.add_argument("--threads", type=int, default=0, help="CPU threads for every method; 0 = all cores")
     b.add_argument("--no-memory", action="store_true", help="skip the peak-memory measurement (one subprocess per method)")
     b.add_argument("--speed", action="store_true", help="measure speed instead: latency, tiles, start-up, peak memory (GNU time)")
     b.add_argument("--repeats", type=int, default=5, help="runs per speed number (the median is reported)")
@@ -521,12 +521,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", default=None, help="weights (.safetensors); default: the shipped model")
     e.set_defaults(func=cmd_export)
 
-    sv = sub.add_parser("serve", help="a web page to clean pictures in the browser (needs the `web` extra)", formatter_class=fmt)
+    sv = sub.add_parser("serve", help="a web page to clean pictures in the browser (needs the `web` extra)",
+                        formatter_class=fmt, parents=[engine])
     sv.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every network interface)")
     sv.add_argument("--port", type=int, default=8000)
-    sv.add_argument("--model", default=None, help="model file (.onnx or .safetensors); default: the shipped model")
-    sv.add_argument("--engine", default="auto", choices=("auto", "onnx", "torch"))
-    sv.add_argument("--threads", type=int, default=0, help="CPU threads per picture; 0 = all cores")
     sv.add_argument("--workers", type=int, default=1, help="pictures cleaned at the same time")
     sv.add_argument("--queue", type=int, default=8, help="requests that may wait for a worker; past them the server answers 503")
     sv.add_argument("--max-upload-mb", type=float, default=30.0, help="largest request body")
