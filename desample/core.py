@@ -383,13 +383,3 @@ def detect_stamp(rgb: np.ndarray, engine, tile: int = 512) -> np.ndarray:
     found = np.zeros(rgb.shape[:2], np.float32)
     network_pass(as_engine(engine), rgb, None, tile, None, None, found)
     return found
-
-
-def bicubic(rgb: np.ndarray, scale: int) -> np.ndarray:
-    """Bicubic enlargement (PyTorch's kernel, as the model's own base), the baseline to beat."""
-    import torch
-    import torch.nn.functional as F
-
-    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].float()
-    y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
-    return y[0].permute(1, 2, 0).numpy()

@@ -7,9 +7,10 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from desample.core import bicubic, restore
+from desample.core import restore
 from desample.imageio import load_image, to_uint8
 from desample.metrics import psnr
+from desample.model.net import bicubic
 from desample.model.weights import load_weights
 
 HERE = Path(__file__).resolve().parent

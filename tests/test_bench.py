@@ -45,7 +45,7 @@ def test_each_method_is_released_once_it_has_run_every_case():
     # A peer's model at 4x holds GBs: the bench drops it before the next method loads its own.
     from desample.bench.methods import Method
     from desample.bench.run import build_cases, run_bench
-    from desample.core import bicubic
+    from desample.model.net import bicubic
 
     cases = build_cases(None, 1, 2)
     log = []

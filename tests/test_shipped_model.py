@@ -3,9 +3,10 @@
 import json
 from pathlib import Path
 
-from desample.core import bicubic, restore
+from desample.core import restore
 from desample.imageio import load_image
 from desample.metrics import enlarge_mask, psnr
+from desample.model.net import bicubic
 from desample.model.weights import DEFAULT_WEIGHTS, load_weights
 from desample.stamps.synthesis import classic_sample_stamp
 

@@ -20,8 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image
 
-from ..core import bicubic, restore
+from ..core import restore
 from ..data.pairs import Preview
+from ..model.net import bicubic
 
 
 @dataclass

@@ -23,14 +23,14 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from ..core import restore
+from ..api import CleanOptions, clean
 from ..data.sources import IMAGE_EXTENSIONS
 from ..imageio import load_image
 from ..shared import estimate_shared, pictures_using, why_not_used
@@ -108,15 +108,14 @@ def _pictures(folder: Path, width: int | None) -> list[tuple[str, np.ndarray]]:
     return out
 
 
-def _stamps_for(pictures: list[np.ndarray], engine, tile: int) -> tuple[list, bool, str | None]:
-    """What `desample clean --shared` removes from each picture: its placed stamp (matte, colour), or
-    None (blind); whether the network looks again after it; why the estimate was not used at all."""
+def _stamps_for(pictures: list[np.ndarray], engine, tile: int) -> tuple[object, list, str | None]:
+    """What `desample clean --shared` removes: the set's stamp (None: not used), where it sits in each
+    picture (None: that picture is cleaned blind), and why the estimate was not used at all."""
     est = estimate_shared(pictures, engine, tile)
     reason = why_not_used(est)
     if reason:
-        return [None] * len(pictures), True, reason
-    return [est.placed(p.shape[:2], off) if used else None
-            for p, off, used in zip(pictures, est.offsets, pictures_using(est), strict=True)], est.look_after, None
+        return None, [None] * len(pictures), reason
+    return est, [off if used else None for off, used in zip(est.offsets, pictures_using(est), strict=True)], None
 
 
 def score_picture(rgb: np.ndarray, out: np.ndarray, plain: np.ndarray, found: np.ndarray, ref: np.ndarray | None) -> dict:
@@ -167,18 +166,18 @@ def run_real(folder: str | Path, engine, reference: Reference | None, widths: li
         named = _pictures(folder, width)
         names, pictures = [n for n, _ in named], [p for _, p in named]
         label = str(width) if width else "full"
-        stamps, look, reason = _stamps_for(pictures, engine, tile) if "shared" in methods else ([None] * len(pictures), True, None)
+        est, offsets, reason = _stamps_for(pictures, engine, tile) if "shared" in methods else (None, [None] * len(pictures), None)
         per: dict[str, list[dict]] = {m: [] for m in methods}
-        for name, rgb, stamp in zip(names, pictures, stamps, strict=True):
+        # The request path users run (api.clean), as `desample clean` and `clean --shared` run it on these lossy files.
+        options = CleanOptions(tile=tile)
+        for name, rgb, offset in zip(names, pictures, offsets, strict=True):
             h, w = rgb.shape[:2]
             ref = reference.at((w, h)) if reference is not None and name not in reference.without else None
-            plain = restore(rgb, engine, tile=tile, dtype=np.uint8, detect=False).rgb
+            plain = clean((rgb, None), engine, replace(options, detect=False), lossless=False).rgb
             for m in methods:
-                if m == "blind":
-                    res = restore(rgb, engine, tile=tile, dtype=np.uint8)
-                else:
-                    res = restore(rgb, engine, tile=tile, dtype=np.uint8, stamp=stamp, detect=stamp is None or look)
-                per[m].append({"picture": name, "shared_stamp_used": stamp is not None if m == "shared" else None,
+                used = m == "shared" and offset is not None
+                res = clean((rgb, None), engine, options, stamp=est if used else None, offset=offset, lossless=False)
+                per[m].append({"picture": name, "shared_stamp_used": used if m == "shared" else None,
                                **score_picture(rgb, res.rgb, plain, res.mask, ref)})
         block = {m: {"summary": summarise(rows), "pictures": rows} for m, rows in per.items()}
         if "shared" in methods:

@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..core import bicubic, restore
+from ..core import restore
 from ..data.pairs import Preview, flatten_alpha, make_preview
 from ..data.procedural import anime_picture
 from ..metrics import picture_metrics
+from ..model.net import bicubic
 from ..shared import estimate_shared, pictures_using
 from ..stamps.synthesis import classic_sample_stamp, make_stamp, preview_stamp
 

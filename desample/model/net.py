@@ -18,8 +18,9 @@ Design (why): a CPU has little compute, so every layer runs at the low resolutio
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -119,7 +120,6 @@ class NetOutput:
     mask_logits: torch.Tensor  # (B, 1, H, W) stamp mask, before the sigmoid
     matte: torch.Tensor | None = None  # (B, 1, H, W) the stamp's estimated alpha in [0,1]
     color: torch.Tensor | None = None  # (B, 3, H, W) the stamp's estimated colour in [0,1]
-    extra: dict = field(default_factory=dict)
 
 
 class DesampleNet(nn.Module):
@@ -196,3 +196,10 @@ class DesampleNet(nn.Module):
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def bicubic(rgb: np.ndarray, scale: int) -> np.ndarray:
+    """Bicubic enlargement (PyTorch's kernel, as the model's own base), the baseline to beat."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].float()
+    y = F.interpolate(x, scale_factor=scale, mode="bicubic", align_corners=False).clamp(0, 1)
+    return y[0].permute(1, 2, 0).numpy()

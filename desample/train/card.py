@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 
-def validation_table(meta: dict) -> str:
+def card_table(meta: dict) -> str:
     v = meta["val"]
     rows = [
         ("PSNR RGB (dB)", "psnr"),
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--update", help="a markdown file whose card:begin/card:end block is rewritten")
     p.add_argument("--run", help="a run folder: also rewrite the progress:begin/progress:end block from its log")
     args = p.parse_args(argv)
-    table = validation_table(json.loads(Path(args.weights_json).read_text()))
+    table = card_table(json.loads(Path(args.weights_json).read_text()))
     if not args.update:
         print(table)
         return

@@ -6,9 +6,10 @@ import math
 
 import numpy as np
 
-from ..core import bicubic, restore
+from ..core import restore
 from ..data.pairs import Preview
 from ..metrics import mask_iou, picture_metrics
+from ..model.net import bicubic
 
 
 def baseline_metrics(previews: list[Preview], scale: int = 2) -> list[dict[str, float]]:
