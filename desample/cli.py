@@ -76,8 +76,6 @@ def cmd_clean(args) -> int:
     from .engine.runtime import load_engine
     from .imageio import ImageLoadError, is_lossless, load_image, save_image
 
-    if args.denoise is not None and not 0 <= args.denoise <= 1:
-        raise ValueError(f"--denoise must be between 0 and 1, not {args.denoise}")
     options = CleanOptions(scale=args.scale, denoise=args.denoise, detect=not args.no_detect, inpaint=args.inpaint,
                            tta=args.tta, tile=args.tile)
     pairs = _expand_inputs(args.inputs)

@@ -14,7 +14,7 @@ from PIL import Image
 
 from .engine.runtime import Engine, as_engine
 from .engine.tiling import run_tiled
-from .ops import box_mean, dilate, harmonic_fill, unblend
+from .ops import as_float, box_mean, dilate, harmonic_fill, unblend
 
 SCALES = (1, 2, 4)
 KEEP_AWAY = 8  # input px around where a stamp may be (probability > 0.2) that _keep_noise leaves alone
@@ -57,11 +57,6 @@ class RestoreResult:
     def stamp_coverage(self) -> float:
         """Fraction of the input's pixels found stamped."""
         return float((self.mask > 0.5).mean())
-
-
-def as_float(rgb: np.ndarray) -> np.ndarray:
-    """float32 in [0,1] from uint8 or any float picture."""
-    return rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32, copy=False)
 
 
 def network_pass(engine: Engine, rgb: np.ndarray, mask: np.ndarray | None, tile: int, out: np.ndarray | None,

@@ -10,6 +10,11 @@ from scipy import ndimage
 UNBLEND_UP_TO = 0.7  # a known stamp is inverted exactly below this matte; above, noise x1/(1-a) is too much
 
 
+def as_float(rgb: np.ndarray) -> np.ndarray:
+    """float32 in [0,1] from uint8 or any float picture."""
+    return rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32, copy=False)
+
+
 def dilate(mask: np.ndarray, r: int) -> np.ndarray:
     """Grey dilation by a (2r+1)^2 square (a bool mask stays bool): each pixel the largest value within
     r px of it, the picture's edge not counting."""
@@ -180,7 +185,7 @@ def unblend(rgb: np.ndarray, matte: np.ndarray, color: np.ndarray, opaque: float
     """
     a = np.clip(matte, 0, 1)[..., None].astype(np.float32)
     see_through = a < opaque
-    rgb = rgb.astype(np.float32) / 255.0 if rgb.dtype == np.uint8 else rgb.astype(np.float32, copy=False)
+    rgb = as_float(rgb)
     inverted = (rgb - a * color) / np.maximum(1 - a, 1e-3)
     out = np.where(see_through, np.clip(inverted, 0, 1), rgb)
     return out.astype(np.float32), np.where(see_through[..., 0], 0, matte).astype(np.float32)

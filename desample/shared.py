@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .core import as_float, network_pass
+from .core import network_pass
 from .engine.runtime import as_engine
-from .ops import UNBLEND_UP_TO, unblend
+from .ops import UNBLEND_UP_TO, as_float, unblend
 
 
 @dataclass(frozen=True)

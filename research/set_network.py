@@ -320,7 +320,7 @@ def shared_estimate(pictures: list[np.ndarray], engine, model: SetMatteNet, mode
     from desample import core, ops, shared
     from desample.stamps.estimate import confirmed_by, estimate_stamp, filled_where_seen, refine_stamp, refit_to_cleans
 
-    floats = [core.as_float(p) for p in pictures]
+    floats = [ops.as_float(p) for p in pictures]
     found, mattes, cleans = [], [], []
     for p in floats:
         found.append(np.zeros(p.shape[:2], np.float32))

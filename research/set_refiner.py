@@ -164,9 +164,10 @@ def refine(est, floats, model):
 
 def measure(weights, k, n, stamps, folder=None):
     from desample.bench.shared import build_sets, shared_pictures
-    from desample.core import as_float, restore
+    from desample.core import restore
     from desample.engine.runtime import load_engine
     from desample.metrics import picture_metrics
+    from desample.ops import as_float
     from desample.shared import estimate_shared, pictures_using
 
     torch.set_num_threads(1)

