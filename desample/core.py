@@ -214,7 +214,7 @@ def restore(
     guide = mask
     seen_small = None
     if stamp is None and mask is None and detect and max(h, w) > SEEN_FROM:
-        stamp, seen_small = _stamp_seen_smaller(rgb, engine, tile)
+        stamp, seen_small = stamp_seen_smaller(rgb, engine, tile)
     if stamp is not None:
         rgb, mask, guide = _prepared_by_stamp(rgb, stamp, mask, detect)
     # Passes: the 2x (or 1x) one, then 4x's second.
@@ -342,7 +342,7 @@ def _second_pass(first: np.ndarray, engine, dtype, tile: int, mirror: bool, prog
     return result
 
 
-def _stamp_seen_smaller(rgb: np.ndarray, engine, tile: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+def stamp_seen_smaller(rgb: np.ndarray, engine, tile: int) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
     """((matte, colour), found) of a stamp the network sees in rgb made small (long side SEEN_AT),
     brought to rgb's size; (None, None) when it sees none. The colour: from the blend, W = (J - (1 - a) C) / a
     with C the network's clean picture, smoothed where the matte is, so an exact inverse blend can

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .core import network_pass
+from .core import SEEN_FROM, network_pass, stamp_seen_smaller
 from .engine.runtime import as_engine
 from .ops import UNBLEND_UP_TO, as_float, unblend
 
@@ -73,6 +73,11 @@ def estimate_shared(pictures: list[np.ndarray], engine, tile: int = 512, smooth:
         cleans.append(np.empty_like(p))
         mattes.append(np.zeros(p.shape[:2], np.float32))
         network_pass(engine, p, None, tile, None, cleans[-1], found[-1], matte_out=mattes[-1])
+        if max(p.shape[:2]) > SEEN_FROM:  # a stamp beyond the network's reach: seen made small, as `clean` does
+            seen_stamp, seen = stamp_seen_smaller(p, engine, tile)
+            if seen is not None:
+                found[-1] = np.maximum(found[-1], seen)
+                mattes[-1] = np.maximum(mattes[-1], seen_stamp[0])
 
     def shares_one(plain) -> bool:
         # A set that shares one stamp: its glow, whose soft edges the pictures hardly show, is

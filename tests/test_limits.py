@@ -130,7 +130,7 @@ def test_a_picture_marked_wholesale_is_treated_as_one_without_a_stamp(tiny_weigh
 
 
 def test_a_big_pictures_big_stamp_is_looked_for_at_preview_size(monkeypatch):
-    """A card-sized picture under a card-sized word (core._stamp_seen_smaller): found whole and
+    """A card-sized picture under a card-sized word (core.stamp_seen_smaller): found whole and
     mostly removed. (On the real cards, shipped weights, the full-size look alone leaves 84% of the
     word's contrast and finds 34% of it, with the small look 39% and 95%: docs/real_previews.md. On
     this procedural picture the full-size look alone does as well: its mean error in the letters

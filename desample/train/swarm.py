@@ -30,7 +30,7 @@ from ..model.net import DesampleNet, NetConfig, count_parameters
 from ..model.weights import clean_state_dict
 from .config import TrainConfig
 from .distributed import Dist
-from .loop import _pictures, _starting_state, crop_sampler, losses, scheduled_lr
+from .loop import _pictures, _starting_state, crop_sampler, forward_losses, scheduled_lr
 from .trainer import Trainer
 
 
@@ -132,7 +132,7 @@ def train_swarm(cfg: TrainConfig) -> None:
             opt.zero_grad()
             for _ in range(cfg.accum):
                 batch = {k: torch.from_numpy(v) for k, v in sampler.batch(cfg.batch, patch).items()}
-                parts = losses(model(batch["x"], batch["guide"]), batch, cfg, scale)
+                parts = forward_losses(model, batch, cfg, scale)
                 (parts["loss"] / cfg.accum).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.clip)
             opt.step()  # accumulates; at the swarm's batch it averages with the peers and steps
