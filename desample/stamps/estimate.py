@@ -841,9 +841,9 @@ def seen_by_the_set(est: StampEstimate, found: list[np.ndarray]) -> StampEstimat
     SMALL_PART of all of it that, on average over the part, that many pictures find, and at least
     SEEN_AS_OFTEN as many as its most found part: closing the gaps lets in parts of the pictures'
     own design a few find (optcg_set1 at 600 px: the cards' power number, found by 23% on average,
-    their right edge 33%, the word's parts 75-93%). The set's statistics cannot tell a stamp from a see-through part of
-    the pictures' shared design (a text box, a plate: the same physics); the network's view of
-    each picture can, and a picture's own mistakes do not add up across the set."""
+    their right edge 33%, the word's parts 75-93%). The set's statistics cannot tell a stamp from a
+    see-through part of the pictures' shared design (a text box, a plate: the same physics); the
+    network's view of each picture can, and a picture's own mistakes do not add up across the set."""
     from scipy import ndimage as ndi
 
     h, w = est.matte.shape

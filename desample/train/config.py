@@ -54,8 +54,8 @@ class TrainConfig:
     mask_loss: float = 0.3  # weight of the mask BCE + dice (3x the first 0.1: fewer false marks on clean pictures)
     matte_loss: float = 0.5  # weight of the matte L1 (+ half as much colour L1 where the stamp is)
     guide_prob: float = 0.3  # how often the true matte/mask is given as guide
-    # Weight of an L1 pulling the blind 2x output towards the "no stamp here" output (guide given, all
-    # zero; computed without gradient) away from the stamp. Blind and told-nothing outputs otherwise
+    # Weight of an L1 between the blind 2x output and the "no stamp here" one (guide given, all
+    # zero) away from the stamp, gradient through both (train.loop.mode_gap). Otherwise the two
     # differ by ~1.3 grey levels of fine detail everywhere (real cards, 233 px): change that a user
     # of blind removal gets on art nothing marked, against `--no-detect` (docs/real_previews.md).
     mode_consistency: float = 0.0
